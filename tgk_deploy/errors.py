@@ -1,0 +1,157 @@
+"""Every error tgk-deploy raises on purpose, and the exit code each one maps to.
+
+    TgkError                      exit 1  something failed; the message says what
+    ├── SpecError                 exit 2  a phase or project file is malformed (file:line:col field)
+    ├── ConfigError               exit 2  bad flags or environment (missing CLOUDFLARE_API_TOKEN, …)
+    ├── MetricsError              exit 3  Prometheus unreachable or answered an error: inconclusive
+    ├── RefusedError              exit 4  the plan refuses to go (bake, approval, earlier phase, drift)
+    ├── ConflictError             exit 5  the live state changed underneath us, or another run holds the lock
+    └── CloudflareError           exit 6  the Cloudflare API failed; says what state it left
+        ├── RateLimited                   429 beyond our patience (--timeout)
+        └── CloudflareUnreachable         connection errors / timeouts after retries
+
+The CLI maps this tree to exit codes in one place (``exit_code_for``); library
+code raises, never exits and never prints. Messages must never contain secret
+values: the constructors take names, never values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ExitCode:
+    """Documented exit codes (README "Exit codes")."""
+
+    OK = 0
+    FAILED = 1
+    BAD_INPUT = 2
+    INCONCLUSIVE = 3
+    REFUSED = 4
+    CONFLICT = 5
+    CLOUDFLARE = 6
+    INTERRUPTED = 130
+
+
+class TgkError(Exception):
+    """Base of every deliberate error; ``hint`` is the command that finishes or undoes."""
+
+    exit_code: int = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def to_dict(self) -> dict[str, object]:
+        return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One problem in one file, located precisely enough for an editor to jump to."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class SpecError(TgkError):
+    exit_code = ExitCode.BAD_INPUT
+
+    def __init__(self, problems: list[SpecProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "error": "SpecError",
+            "message": f"{len(self.problems)} problem(s) in the spec",
+            "problems": [p.__dict__ for p in self.problems],
+        }
+
+
+class ConfigError(TgkError):
+    exit_code = ExitCode.BAD_INPUT
+
+
+class MetricsError(TgkError):
+    exit_code = ExitCode.INCONCLUSIVE
+
+
+class RefusedError(TgkError):
+    exit_code = ExitCode.REFUSED
+
+
+class ConflictError(TgkError):
+    exit_code = ExitCode.CONFLICT
+
+
+@dataclass
+class CloudflareErrorDetail:
+    code: int | None
+    message: str
+
+
+class CloudflareError(TgkError):
+    """A Cloudflare call failed. ``state_left`` says what is now true on Cloudflare."""
+
+    exit_code = ExitCode.CLOUDFLARE
+
+    def __init__(
+        self,
+        operation: str,
+        *,
+        status: int | None = None,
+        errors: list[CloudflareErrorDetail] | None = None,
+        state_left: str = "unchanged: the call did not take effect",
+        hint: str | None = None,
+    ) -> None:
+        self.operation = operation
+        self.status = status
+        self.errors = errors or []
+        self.state_left = state_left
+        details = "; ".join(
+            f"{e.code}: {e.message}" if e.code is not None else e.message for e in self.errors
+        )
+        status_text = f" (HTTP {status})" if status is not None else ""
+        message = f"{operation} failed{status_text}"
+        if details:
+            message += f": {details}"
+        message += f". Cloudflare state: {state_left}"
+        super().__init__(message, hint=hint)
+
+    @property
+    def codes(self) -> list[int]:
+        return [e.code for e in self.errors if e.code is not None]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **super().to_dict(),
+            "operation": self.operation,
+            "status": self.status,
+            "cloudflare_errors": [e.__dict__ for e in self.errors],
+            "state_left": self.state_left,
+        }
+
+
+class RateLimited(CloudflareError):
+    pass
+
+
+class CloudflareUnreachable(CloudflareError):
+    pass
+
+
+def exit_code_for(error: BaseException) -> int:
+    if isinstance(error, TgkError):
+        return error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    return ExitCode.FAILED

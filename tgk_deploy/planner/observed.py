@@ -1,0 +1,161 @@
+"""What Cloudflare says now, as the planner needs it. No I/O here.
+
+The observer (``tgk_deploy.cloudflare.observe``) fills these models from the
+API; tests build them by hand. Cloudflare is the source of truth: where the
+rollout stands is read from the ``workers/message`` annotation that
+tgk-deploy stamps on every deployment it makes (see ``RolloutMark``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MARK_PREFIX = "tgk-deploy"
+_MARK_FIELD = re.compile(r"(\w+)=(\S+)")
+
+
+class MarkKind(StrEnum):
+    STEP = "step"  # a step of a phase was applied
+    APPROVAL = "approval"  # an operator approved a step that waits for approval
+    ROLLBACK = "rollback"  # the phase was rolled back (immediate, gradual or feature)
+    ADVISORY = "advisory"  # a deployment we made mid-operation (e.g. gradual rollback steps)
+
+
+class RolloutMark(BaseModel):
+    """tgk-deploy's stamp in a deployment's ``workers/message`` annotation.
+
+    Rendered as ``tgk-deploy phase=2 step=canary-25 run=r1a2b3c4``; Cloudflare
+    keeps at most 100 characters, which these always fit in.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    phase: int
+    kind: MarkKind
+    step: str | None = None  # for STEP and APPROVAL
+    detail: str | None = None  # rollback mode (immediate, gradual:50, feature:ai), approver
+    run_id: str = ""
+
+    def render(self) -> str:
+        fields = [MARK_PREFIX, f"phase={self.phase}"]
+        if self.kind is MarkKind.STEP:
+            fields.append(f"step={self.step}")
+        elif self.kind is MarkKind.APPROVAL:
+            fields += [f"approved={self.step}", f"by={self.detail or 'unknown'}"]
+        elif self.kind is MarkKind.ROLLBACK:
+            fields.append(f"rollback={self.detail}")
+        else:
+            fields.append(f"advisory={self.detail}")
+        if self.run_id:
+            fields.append(f"run={self.run_id}")
+        return " ".join(fields)[:100]
+
+    @classmethod
+    def parse(cls, message: str | None) -> RolloutMark | None:
+        if not message or not message.startswith(MARK_PREFIX + " "):
+            return None
+        fields = dict(_MARK_FIELD.findall(message))
+        try:
+            phase = int(fields["phase"])
+        except (KeyError, ValueError):
+            return None
+        run_id = fields.get("run", "")
+        if "step" in fields:
+            return cls(phase=phase, kind=MarkKind.STEP, step=fields["step"], run_id=run_id)
+        if "approved" in fields:
+            return cls(
+                phase=phase,
+                kind=MarkKind.APPROVAL,
+                step=fields["approved"],
+                detail=fields.get("by"),
+                run_id=run_id,
+            )
+        if "rollback" in fields:
+            return cls(phase=phase, kind=MarkKind.ROLLBACK, detail=fields["rollback"], run_id=run_id)
+        if "advisory" in fields:
+            return cls(phase=phase, kind=MarkKind.ADVISORY, detail=fields["advisory"], run_id=run_id)
+        return None
+
+
+class VersionShare(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    version_id: str
+    percentage: float
+
+
+class Deployment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    created_on: datetime
+    versions: list[VersionShare]
+    message: str | None = None
+    author_email: str | None = None
+    source: str | None = None
+
+    @property
+    def mark(self) -> RolloutMark | None:
+        return RolloutMark.parse(self.message)
+
+    def share_of(self, version_id: str) -> float:
+        return sum(v.percentage for v in self.versions if v.version_id == version_id)
+
+    @property
+    def split(self) -> tuple[tuple[str, float], ...]:
+        return tuple(sorted((v.version_id, v.percentage) for v in self.versions))
+
+
+class Version(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    number: int
+    created_on: datetime
+    tag: str | None = None  # workers/tag annotation: tgk-deploy puts its content key here
+    message: str | None = None
+    vars: dict[str, str] = Field(default_factory=dict)  # plain_text bindings
+    secret_names: list[str] = Field(default_factory=list)  # secret_text bindings (names only)
+
+
+class EnvironmentState(BaseModel):
+    """One Worker script: its deployments (newest first), versions and secret names."""
+
+    script: str
+    exists: bool = True
+    deployments: list[Deployment] = Field(default_factory=list)
+    versions: dict[str, Version] = Field(default_factory=dict)
+    secret_names: list[str] = Field(default_factory=list)
+
+    @property
+    def live(self) -> Deployment | None:
+        return self.deployments[0] if self.deployments else None
+
+    def version_with_tag(self, tag: str) -> Version | None:
+        matches = [v for v in self.versions.values() if v.tag == tag]
+        return max(matches, key=lambda v: v.number) if matches else None
+
+
+class EmailRule(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    enabled: bool
+
+
+class ObservedState(BaseModel):
+    """Everything the planner may look at, read at ``observed_at``."""
+
+    observed_at: datetime
+    environments: dict[str, EnvironmentState]
+    email_rules: dict[str, EmailRule | None] = Field(
+        default_factory=dict, description="keyed 'worker' and 'legacy'; None when the rule is missing"
+    )
+    backups: list[str] = Field(
+        default_factory=list, description="keys of local D1 exports already taken (p2/canary-25/db)"
+    )

@@ -1,0 +1,509 @@
+"""The declared rollout: the project file (tgk-deploy.yaml) and one file per phase.
+
+These models are the single definition of what a phase file may say; the JSON
+Schema printed by ``tgk-deploy schema`` is generated from them, and the loader
+maps their validation errors back to file:line:column.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+# --------------------------------------------------------------------------- scalars
+
+_DURATION_PART = re.compile(r"(\d+)(w|d|h|m|s)")
+_DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+DURATION_PATTERN = r"^(0|(\d+[wdhms])+)$"
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'90s', '10m', '1h30m', '2d', '1w' -> timedelta. Bare numbers are refused: units matter."""
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value.strip()):
+        raise ValueError(
+            f"{value!r} is not a duration: write a number with a unit, e.g. 30s, 10m, 1h30m, 2d"
+        )
+    text = value.strip()
+    if text == "0":
+        return timedelta(0)
+    return timedelta(
+        seconds=sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+    )
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0"
+    parts = []
+    for unit, size in _DURATION_UNITS.items():
+        if seconds >= size:
+            count, seconds = divmod(seconds, size)
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["10m", "48h"]}),
+]
+
+ENV_REF_PATTERN = r"^\$\{[A-Z_][A-Z0-9_]*\}$"
+
+
+def _check_env_ref(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(ENV_REF_PATTERN, value):
+        raise ValueError(
+            f"{value!r} is not an environment-variable reference: write ${{NAME}}, "
+            "NAME in capitals, e.g. ${CLOUDFLARE_ACCOUNT_ID}"
+        )
+    return value
+
+
+EnvRef = Annotated[
+    str,
+    BeforeValidator(_check_env_ref),
+    WithJsonSchema({"type": "string", "pattern": ENV_REF_PATTERN}),
+]
+"""``${NAME}``: the value is read from the environment when it is needed, never stored."""
+
+
+def env_ref_name(ref: str) -> str:
+    return ref[2:-1]
+
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+VarName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+def _var_to_text(value: Any) -> Any:
+    """Worker vars are plain_text bindings: booleans and numbers become their text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+VarValue = Annotated[str, BeforeValidator(_var_to_text)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+class Comparison(StrEnum):
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    EQ = "=="
+    NE = "!="
+
+    def holds(self, value: float, threshold: float) -> bool:
+        return {
+            "<": value < threshold,
+            "<=": value <= threshold,
+            ">": value > threshold,
+            ">=": value >= threshold,
+            "==": value == threshold,
+            "!=": value != threshold,
+        }[self.value]
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class MinimumSample(StrictModel):
+    """Below this many events the numbers say nothing: the verdict is inconclusive."""
+
+    query: str = Field(description="PromQL returning the number of events in the window")
+    count: float = Field(gt=0)
+
+
+QUERY_PLACEHOLDERS = ("candidate", "stable")
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+
+
+def _check_placeholders(query: str) -> str:
+    unknown = sorted({m for m in _PLACEHOLDER.findall(query) if m not in QUERY_PLACEHOLDERS})
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder(s) {', '.join(unknown)}; known: "
+            + ", ".join("{{" + p + "}}" for p in QUERY_PLACEHOLDERS)
+        )
+    return query
+
+
+PromQL = Annotated[str, StringConstraints(min_length=1), BeforeValidator(_check_placeholders)]
+
+
+class MetricCheck(StrictModel):
+    """A PromQL query compared with a threshold.
+
+    As a success criterion it passes when ``value <op> threshold`` holds; as a
+    rollback trigger it fires when it holds. With ``relative_to`` the threshold
+    is a factor of that query's value (candidate vs stable over the same window).
+    Queries may use ``{{candidate}}`` and ``{{stable}}``: the live version ids.
+    """
+
+    name: Slug
+    description: str = ""
+    query: PromQL
+    op: Comparison
+    threshold: float
+    relative_to: PromQL | None = None
+    for_: Duration | None = Field(default=None, alias="for")
+    min_sample: MinimumSample | None = None
+    severity: Severity = Severity.CRITICAL
+
+
+class ResponseKind(StrEnum):
+    HALT = "halt"
+    FEATURE_ROLLBACK = "feature-rollback"
+    IMMEDIATE_ROLLBACK = "immediate-rollback"
+    GRADUAL_ROLLBACK = "gradual-rollback"
+
+
+def _response_shorthand(value: Any) -> Any:
+    return {"action": value} if isinstance(value, str) else value
+
+
+class Response(StrictModel):
+    """What happens when a rollback trigger fires."""
+
+    action: ResponseKind
+    feature: Slug | None = None
+
+    @model_validator(mode="after")
+    def _feature_only_for_feature_rollback(self) -> Response:
+        if self.action is ResponseKind.FEATURE_ROLLBACK and not self.feature:
+            raise ValueError("feature-rollback needs 'feature': the feature to switch off")
+        if self.action is not ResponseKind.FEATURE_ROLLBACK and self.feature:
+            raise ValueError(f"'feature' only goes with feature-rollback, not {self.action}")
+        return self
+
+
+ResponseSpec = Annotated[Response, BeforeValidator(_response_shorthand)]
+
+
+class Trigger(MetricCheck):
+    """A rollback trigger; ``response`` overrides the phase's ``on_trigger``."""
+
+    response: ResponseSpec | None = None
+
+
+# --------------------------------------------------------------------------- actions
+
+
+class DeployParams(StrictModel):
+    percentage: Percent = Field(description="share of traffic the new version takes")
+    vars: dict[VarName, VarValue] = Field(
+        default_factory=dict, description="vars the new version sets on top of the stable one's"
+    )
+
+
+class TrafficParams(StrictModel):
+    percentage: Percent = Field(description="share of traffic for this phase's candidate")
+
+
+class PutSecretParams(StrictModel):
+    name: VarName
+    from_env: VarName | None = None
+    from_file: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> PutSecretParams:
+        if (self.from_env is None) == (self.from_file is None):
+            raise ValueError(
+                "give exactly one of from_env or from_file; secret values are never inline"
+            )
+        return self
+
+
+class DeleteSecretParams(StrictModel):
+    name: VarName
+
+
+class EmailRuleParams(StrictModel):
+    rule: Literal["worker", "legacy"]
+    enabled: bool
+
+
+class ExportD1Params(StrictModel):
+    database: Slug = Field(description="a key of the project's d1 databases")
+
+
+class ApprovalParams(StrictModel):
+    message: str = Field(min_length=1)
+
+
+class DeployAction(StrictModel):
+    """Upload the bundle as a new version and send it ``percentage`` of traffic."""
+
+    deploy: DeployParams
+
+
+class TrafficAction(StrictModel):
+    """Move traffic between this phase's candidate and the stable version."""
+
+    traffic: TrafficParams
+
+
+class PutSecretAction(StrictModel):
+    put_secret: PutSecretParams
+
+
+class DeleteSecretAction(StrictModel):
+    delete_secret: DeleteSecretParams
+
+
+class SetVarsAction(StrictModel):
+    """Flip flags on the live versions through an inheriting version."""
+
+    set_vars: dict[VarName, VarValue] = Field(min_length=1)
+
+
+class EmailRuleAction(StrictModel):
+    email_rule: EmailRuleParams
+
+
+class ExportD1Action(StrictModel):
+    """Back up a D1 database to a local SQL file before a risky step."""
+
+    export_d1: ExportD1Params
+
+
+class ApprovalAction(StrictModel):
+    """Wait for ``tgk-deploy approve``; must be a step's first action."""
+
+    approval: ApprovalParams
+
+
+ACTION_MODELS: dict[str, type[StrictModel]] = {
+    "deploy": DeployAction,
+    "traffic": TrafficAction,
+    "put_secret": PutSecretAction,
+    "delete_secret": DeleteSecretAction,
+    "set_vars": SetVarsAction,
+    "email_rule": EmailRuleAction,
+    "export_d1": ExportD1Action,
+    "approval": ApprovalAction,
+}
+
+
+def _action_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        keys = list(value)
+        return keys[0] if len(keys) == 1 and keys[0] in ACTION_MODELS else None
+    if isinstance(value, StrictModel):
+        return next(iter(type(value).model_fields))
+    return None
+
+
+Action = Annotated[
+    Annotated[DeployAction, Tag("deploy")]
+    | Annotated[TrafficAction, Tag("traffic")]
+    | Annotated[PutSecretAction, Tag("put_secret")]
+    | Annotated[DeleteSecretAction, Tag("delete_secret")]
+    | Annotated[SetVarsAction, Tag("set_vars")]
+    | Annotated[EmailRuleAction, Tag("email_rule")]
+    | Annotated[ExportD1Action, Tag("export_d1")]
+    | Annotated[ApprovalAction, Tag("approval")],
+    Discriminator(
+        _action_kind,
+        custom_error_type="action_kind",
+        custom_error_message=(
+            "an action is a mapping with exactly one key, one of: " + ", ".join(ACTION_MODELS)
+        ),
+    ),
+]
+
+
+def action_kind(action: StrictModel) -> str:
+    return next(iter(type(action).model_fields))
+
+
+# --------------------------------------------------------------------------- phases
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Step(StrictModel):
+    id: Slug
+    description: str = ""
+    environment: Slug = "production"
+    actions: list[Action] = Field(default_factory=list)
+    bake: Duration = Field(
+        default=timedelta(0), description="minimum time after this step before the next one"
+    )
+    require_success: bool = Field(
+        default=False, description="the phase's success criteria must pass before this step"
+    )
+
+    @field_validator("actions")
+    @classmethod
+    def _approval_first(cls, actions: list[StrictModel]) -> list[StrictModel]:
+        for index, action in enumerate(actions):
+            if isinstance(action, ApprovalAction) and index != 0:
+                raise ValueError("an approval must be the step's first action")
+        return actions
+
+    @property
+    def approval(self) -> ApprovalParams | None:
+        first = self.actions[0] if self.actions else None
+        return first.approval if isinstance(first, ApprovalAction) else None
+
+
+class Phase(StrictModel):
+    schema_: str | None = Field(default=None, alias="$schema", exclude=True)
+    phase: int = Field(ge=1, description="the phase number; phases run in order")
+    name: Slug
+    summary: str
+    risk: Risk
+    requires: list[int] = Field(default_factory=list)
+    features: list[Slug] = Field(
+        default_factory=list,
+        description="features this phase switches on; its rollback switches them off",
+    )
+    steps: list[Step] = Field(min_length=1)
+    success_criteria: list[MetricCheck] = Field(default_factory=list)
+    rollback_triggers: list[Trigger] = Field(default_factory=list)
+    on_trigger: ResponseSpec = Field(
+        default_factory=lambda: Response(action=ResponseKind.IMMEDIATE_ROLLBACK)
+    )
+
+    def step_index(self, step_id: str) -> int:
+        return next(i for i, step in enumerate(self.steps) if step.id == step_id)
+
+    def response_for(self, trigger: Trigger) -> Response:
+        return trigger.response or self.on_trigger
+
+
+# --------------------------------------------------------------------------- project
+
+
+class EnvironmentSpec(StrictModel):
+    script: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class EmailRoutingSpec(StrictModel):
+    zone_id: EnvRef
+    worker_rule: str = Field(min_length=1, description="name of the rule that sends to the worker")
+    legacy_rule: str = Field(min_length=1, description="name of the legacy router's rule")
+
+
+class PrometheusSpec(StrictModel):
+    url: EnvRef
+    bearer_token: EnvRef | None = None
+    username: EnvRef | None = None
+    password: EnvRef | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+
+class FeatureSpec(StrictModel):
+    """A feature and how to switch it off: its secrets are deleted, its vars set."""
+
+    description: str = ""
+    secrets: list[VarName] = Field(default_factory=list)
+    off_vars: dict[VarName, VarValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_a_switch(self) -> FeatureSpec:
+        if not self.secrets and not self.off_vars:
+            raise ValueError("a feature needs secrets or off_vars: otherwise nothing switches it off")
+        return self
+
+
+class D1Spec(StrictModel):
+    name: str
+    database_id: EnvRef
+
+
+class R2Spec(StrictModel):
+    bucket: str
+
+
+class GradualRollbackSpec(StrictModel):
+    steps: list[Percent] = Field(default_factory=lambda: [75, 50, 25, 0], min_length=1)
+    interval: Duration = timedelta(minutes=10)
+
+    @field_validator("steps")
+    @classmethod
+    def _descending_to_zero(cls, steps: list[int]) -> list[int]:
+        if any(b >= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError("gradual rollback steps must strictly decrease")
+        if steps[-1] != 0:
+            raise ValueError("gradual rollback must end at 0 % for the candidate")
+        return steps
+
+
+class RollbackSpec(StrictModel):
+    gradual: GradualRollbackSpec = Field(default_factory=GradualRollbackSpec)
+
+
+class Project(StrictModel):
+    schema_: str | None = Field(default=None, alias="$schema", exclude=True)
+    account_id: EnvRef
+    environments: dict[Slug, EnvironmentSpec]
+    bundle: str = Field(default="wrangler", description="folder holding wrangler.toml and src/")
+    email_routing: EmailRoutingSpec
+    prometheus: PrometheusSpec
+    features: dict[Slug, FeatureSpec] = Field(default_factory=dict)
+    d1: dict[Slug, D1Spec] = Field(default_factory=dict)
+    r2: dict[Slug, R2Spec] = Field(default_factory=dict)
+    rollback: RollbackSpec = Field(default_factory=RollbackSpec)
+    phases_dir: str = Field(default="phases")
+    journal: str = Field(default=".tgk-deploy/journal.sqlite")
+
+    @field_validator("environments")
+    @classmethod
+    def _production_exists(cls, envs: dict[str, EnvironmentSpec]) -> dict[str, EnvironmentSpec]:
+        if "production" not in envs:
+            raise ValueError("an environment named 'production' is required")
+        return envs
+
+
+class Spec(StrictModel):
+    """The project and its phases, cross-checked; what the planner takes."""
+
+    project: Project
+    phases: list[Phase]
+
+    def phase(self, number: int) -> Phase:
+        for phase in self.phases:
+            if phase.phase == number:
+                return phase
+        raise KeyError(number)
