@@ -1,1 +1,1 @@
-"""Shared fixtures. Each real part's fixtures live in tests/fixtures/<part>.py and are imported here."""
+"""Shared fixtures: each real part has tests/fixtures/<part>.py, imported here."""

@@ -2,10 +2,10 @@
 
     TgkError                      exit 1  something failed; the message says what
     ├── SpecError                 exit 2  a phase or project file is malformed (file:line:col field)
-    ├── ConfigError               exit 2  bad flags or environment (missing CLOUDFLARE_API_TOKEN, …)
+    ├── ConfigError               exit 2  bad flags or environment (e.g. no CLOUDFLARE_API_TOKEN)
     ├── MetricsError              exit 3  Prometheus unreachable or answered an error: inconclusive
-    ├── RefusedError              exit 4  the plan refuses to go (bake, approval, earlier phase, drift)
-    ├── ConflictError             exit 5  the live state changed underneath us, or another run holds the lock
+    ├── RefusedError              exit 4  the plan refuses: bake, approval, earlier phase, drift
+    ├── ConflictError             exit 5  live state changed underneath us / lock held
     └── CloudflareError           exit 6  the Cloudflare API failed; says what state it left
         ├── RateLimited                   429 beyond our patience (--timeout)
         └── CloudflareUnreachable         connection errors / timeouts after retries
@@ -59,7 +59,8 @@ class SpecProblem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
 
 
 class SpecError(TgkError):

@@ -75,9 +75,11 @@ class RolloutMark(BaseModel):
                 run_id=run_id,
             )
         if "rollback" in fields:
-            return cls(phase=phase, kind=MarkKind.ROLLBACK, detail=fields["rollback"], run_id=run_id)
+            kind, detail = MarkKind.ROLLBACK, fields["rollback"]
+            return cls(phase=phase, kind=kind, detail=detail, run_id=run_id)
         if "advisory" in fields:
-            return cls(phase=phase, kind=MarkKind.ADVISORY, detail=fields["advisory"], run_id=run_id)
+            kind, detail = MarkKind.ADVISORY, fields["advisory"]
+            return cls(phase=phase, kind=kind, detail=detail, run_id=run_id)
         return None
 
 
@@ -154,7 +156,7 @@ class ObservedState(BaseModel):
     observed_at: datetime
     environments: dict[str, EnvironmentState]
     email_rules: dict[str, EmailRule | None] = Field(
-        default_factory=dict, description="keyed 'worker' and 'legacy'; None when the rule is missing"
+        default_factory=dict, description="keyed 'worker' and 'legacy'; None: rule missing"
     )
     backups: list[str] = Field(
         default_factory=list, description="keys of local D1 exports already taken (p2/canary-25/db)"

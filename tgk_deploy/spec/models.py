@@ -7,6 +7,7 @@ maps their validation errors back to file:line:column.
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import timedelta
 from enum import StrEnum
@@ -443,7 +444,7 @@ class FeatureSpec(StrictModel):
     @model_validator(mode="after")
     def _has_a_switch(self) -> FeatureSpec:
         if not self.secrets and not self.off_vars:
-            raise ValueError("a feature needs secrets or off_vars: otherwise nothing switches it off")
+            raise ValueError("a feature needs secrets or off_vars, or nothing switches it off")
         return self
 
 
@@ -463,7 +464,7 @@ class GradualRollbackSpec(StrictModel):
     @field_validator("steps")
     @classmethod
     def _descending_to_zero(cls, steps: list[int]) -> list[int]:
-        if any(b >= a for a, b in zip(steps, steps[1:], strict=False)):
+        if any(b >= a for a, b in itertools.pairwise(steps)):
             raise ValueError("gradual rollback steps must strictly decrease")
         if steps[-1] != 0:
             raise ValueError("gradual rollback must end at 0 % for the candidate")
