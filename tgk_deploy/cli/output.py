@@ -1,0 +1,77 @@
+"""The only place that prints: rich for people, JSON for machines, errors to stderr.
+
+Library code returns pydantic models; a command hands one to ``Output.emit``
+with a function that draws it for people. ``NO_COLOR`` is honoured by rich.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from tgk_deploy.cli.options import OutputFormat
+from tgk_deploy.errors import ExitCode, SpecError, TgkError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Output:
+    def __init__(self, fmt: OutputFormat = OutputFormat.TEXT) -> None:
+        self.format = fmt
+        self.console = Console(highlight=False, soft_wrap=True)
+        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @property
+    def json(self) -> bool:
+        return self.format is OutputFormat.JSON
+
+    def emit(self, payload: Any, draw: Callable[[Console], None]) -> None:
+        if self.json:
+            if hasattr(payload, "model_dump"):
+                data = payload.model_dump(mode="json", by_alias=True)
+            else:
+                data = payload
+            sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        else:
+            draw(self.console)
+
+    def note(self, text: str) -> None:
+        """Progress and side remarks: stderr, so stdout stays clean for pipes."""
+        self.errors.print(text)
+
+    def error(self, error: TgkError) -> None:
+        if self.json:
+            sys.stdout.write(json.dumps(error.to_dict(), indent=2, default=str) + "\n")
+        if isinstance(error, SpecError):
+            for problem in error.problems:
+                self.errors.print(str(problem), markup=False)
+            self.errors.print(f"{len(error.problems)} problem(s) found.", style="red")
+        else:
+            self.errors.print(f"error: {error.message}", style="red", markup=False)
+        if error.hint:
+            self.errors.print(f"next: {error.hint}", markup=False)
+
+
+def reports(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the TgkError tree into messages and documented exit codes, in one place."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        fmt = kwargs.get("output", OutputFormat.TEXT)
+        try:
+            return command(*args, **kwargs)
+        except TgkError as error:
+            Output(fmt if isinstance(fmt, OutputFormat) else OutputFormat.TEXT).error(error)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            Console(stderr=True).print("interrupted")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+    return wrapper
