@@ -1,1 +1,3 @@
 """Shared fixtures: each real part has tests/fixtures/<part>.py, imported here."""
+
+from tests.fixtures.spec import fresh, spec  # noqa: F401

@@ -1,0 +1,332 @@
+"""The planner, as a specification: given the phase files and what Cloudflare says, what next."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.fixtures.spec import BUNDLE
+from tgk_deploy.planner.actions import (
+    ExportD1,
+    PutSecret,
+    SetEmailRule,
+    SetTraffic,
+    SetVars,
+    Stamp,
+    UploadVersion,
+)
+from tgk_deploy.planner.observed import (
+    Deployment,
+    MarkKind,
+    ObservedState,
+    RolloutMark,
+    VersionShare,
+)
+from tgk_deploy.planner.plan import RefusalReason, find_position, find_stable, plan
+from tgk_deploy.planner.simulate import apply_action, apply_plan, approve, walk_rollout
+from tgk_deploy.spec.models import Spec
+
+
+def kinds(step_plan) -> list[str]:
+    return [action.kind for action in step_plan.actions]
+
+
+def reasons(step_plan) -> set[RefusalReason]:
+    return {refusal.reason for refusal in step_plan.refusals}
+
+
+def later(state: ObservedState, delta: timedelta) -> ObservedState:
+    return state.model_copy(update={"observed_at": state.observed_at + delta})
+
+
+def walked(spec: Spec, fresh: ObservedState) -> list[tuple[ObservedState, object, ObservedState]]:
+    """(state before, plan, state after) for every step of the whole rollout."""
+    steps = []
+    before = fresh
+    for step_plan, after in walk_rollout(spec, fresh, BUNDLE):
+        steps.append((before, step_plan, after))
+        before = after
+    return steps
+
+
+# --------------------------------------------------------------------------- from fresh
+
+
+def test_fresh_account_starts_with_phase_one_on_staging(spec, fresh):
+    first = plan(spec, fresh, 1, BUNDLE)
+    assert first.ready
+    assert (first.step, first.environment) == ("staging", "staging")
+    assert kinds(first) == ["upload_version", "set_traffic", "stamp"]
+    assert first.actions[-1].mark == "tgk-deploy phase=1 step=staging"
+
+
+def test_whole_rollout_visits_every_step_of_every_phase_in_order(spec, fresh):
+    visited = [(p.phase, p.step) for _, p, _ in walked(spec, fresh)]
+    assert visited == [(phase.phase, step.id) for phase in spec.phases for step in phase.steps]
+
+
+def test_every_planned_step_ends_with_its_stamp_and_says_what_undoes_each_action(spec, fresh):
+    for _, step_plan, _ in walked(spec, fresh):
+        assert isinstance(step_plan.actions[-1], Stamp)
+        for action in step_plan.actions:
+            assert action.describe() and action.undo()
+
+
+def test_canary_ten_backs_up_d1_splits_ninety_ten_and_routes_mail_to_the_worker(spec, fresh):
+    (_, _, after_staging), (_, canary, _) = walked(spec, fresh)[:2]
+    assert canary.step == "canary-10"
+    export, upload, traffic, rule, _ = canary.actions
+    assert isinstance(export, ExportD1) and export.backup_key == "p1-canary-10-main"
+    assert isinstance(upload, UploadVersion) and upload.tag.startswith("tgk-p1-")
+    assert isinstance(traffic, SetTraffic) and traffic.percentage == 10
+    assert traffic.stable_version_id == "production-v1"
+    assert isinstance(rule, SetEmailRule) and (rule.rule, rule.enabled) == ("worker", True)
+
+
+def test_phase_two_puts_the_key_before_the_version_that_uses_it(spec, fresh):
+    canary = next(p for _, p, _ in walked(spec, fresh) if (p.phase, p.step) == (2, "canary-25"))
+    assert kinds(canary) == ["put_secret", "upload_version", "set_traffic", "stamp"]
+    put = canary.actions[0]
+    assert isinstance(put, PutSecret) and put.source == "env:OPENAI_API_KEY"
+    assert canary.actions[1].vars == {"AI_ANALYSIS": "true"}
+
+
+def test_flag_steps_flip_vars_on_the_live_version(spec, fresh):
+    full = next(p for _, p, _ in walked(spec, fresh) if (p.phase, p.step) == (3, "full"))
+    set_vars = full.actions[0]
+    assert isinstance(set_vars, SetVars) and set_vars.vars == {"DYNAMIC_ROUTING_SCOPE": "all"}
+
+
+def test_steps_that_need_success_criteria_say_so(spec, fresh):
+    flagged = {(p.phase, p.step) for _, p, _ in walked(spec, fresh) if p.require_success}
+    assert flagged == {
+        (1, "retire-legacy"),
+        (4, "full"),
+        (5, "performance-check"),
+        (5, "monitoring-check"),
+    }
+
+
+# --------------------------------------------------------------------------- mid-phase
+
+
+def test_after_a_step_the_next_one_waits_for_the_bake_with_the_time_left(spec, fresh):
+    _, _, after = walked(spec, fresh)[1]  # canary-10 applied, bake 48h
+    soon = later(after, timedelta(hours=47))
+    waiting = plan(spec, soon, 1, BUNDLE)
+    assert waiting.step == "canary-50"
+    assert reasons(waiting) == {RefusalReason.BAKE}
+    (bake,) = waiting.refusals
+    assert "left of 2d" in bake.message and bake.wait_until is not None
+    assert bake.wait_until - soon.observed_at < timedelta(hours=1, seconds=30)
+    assert bake.command == "tgk-deploy advance --phase 1 --wait"
+
+
+def test_once_baked_the_next_step_moves_the_existing_candidate(spec, fresh):
+    _, canary10, after = walked(spec, fresh)[1]
+    ready = plan(spec, later(after, timedelta(hours=48)), 1, BUNDLE)
+    assert ready.ready and ready.step == "canary-50"
+    traffic = ready.actions[0]
+    assert isinstance(traffic, SetTraffic) and traffic.percentage == 50
+    candidate = after.environments["production"].version_with_tag(canary10.actions[1].tag)
+    assert traffic.candidate_version_id == candidate.id
+
+
+@pytest.mark.parametrize("index", range(17))
+def test_each_step_applied_but_not_stamped_plans_only_the_stamp(spec, fresh, index):
+    """A crash after the changes and before the stamp: the re-run changes nothing again."""
+    before, step_plan, _ = walked(spec, fresh)[index]
+    state = before
+    for action in step_plan.changes:
+        state = apply_action(state, action, state.observed_at)
+    again = plan(spec, state, step_plan.phase, BUNDLE)
+    assert (again.step, kinds(again)) == (step_plan.step, ["stamp"])
+
+
+@pytest.mark.parametrize("index", range(17))
+def test_each_step_once_stamped_is_not_planned_again(spec, fresh, index):
+    _, step_plan, after = walked(spec, fresh)[index]
+    again = plan(spec, after, step_plan.phase, BUNDLE)
+    assert again.step != step_plan.step or again.phase != step_plan.phase
+    if again.step is None:
+        assert reasons(again) == {RefusalReason.PHASE_COMPLETE}
+
+
+@pytest.mark.parametrize("index", range(17))
+def test_each_step_refuses_when_someone_moved_traffic_by_hand(spec, fresh, index):
+    before, step_plan, _ = walked(spec, fresh)[index]
+    env = before.environments[step_plan.environment]
+    some_version = next(iter(env.versions))
+    other = env.live.versions[0].version_id
+    shares = [VersionShare(version_id=other, percentage=70)]
+    if some_version != other:
+        shares.append(VersionShare(version_id=some_version, percentage=30))
+    else:
+        shares = [VersionShare(version_id=other, percentage=100)]
+    if env.live.split == tuple(sorted((s.version_id, s.percentage) for s in shares)):
+        shares = [
+            VersionShare(version_id=other, percentage=60),
+            VersionShare(version_id="x", percentage=40),
+        ]
+    hand = Deployment(
+        id="by-hand",
+        created_on=before.observed_at,
+        versions=shares,
+        message="hotfix",
+        author_email="oncall@example.com",
+    )
+    env.deployments.insert(0, hand)
+    drifted = plan(spec, later(before, timedelta(days=8)), step_plan.phase, BUNDLE)
+    if env.deployments[1].mark is None:
+        pytest.skip("no tgk-deploy deployment on this script yet: nothing to drift from")
+    assert RefusalReason.DRIFT in reasons(drifted)
+    (drift,) = [r for r in drifted.refusals if r.reason is RefusalReason.DRIFT]
+    assert "oncall@example.com" in drift.message and "by-hand" in drift.message
+
+
+def test_a_secret_change_at_full_traffic_is_not_drift(spec, fresh):
+    """Cloudflare deploys a secret change as a new version at 100 %: same traffic, no drift."""
+    _, _, after = walked(spec, fresh)[3]  # phase 1 full: one version at 100 %
+    production = after.environments["production"]
+    live = production.live
+    copy = production.versions[live.versions[0].version_id].model_copy(
+        update={"id": "copy", "number": 99}
+    )
+    production.versions["copy"] = copy
+    production.deployments.insert(
+        0,
+        Deployment(
+            id="secret-change",
+            created_on=after.observed_at,
+            versions=[VersionShare(version_id="copy", percentage=100)],
+            source="secret",
+        ),
+    )
+    assert RefusalReason.DRIFT not in reasons(
+        plan(spec, later(after, timedelta(days=5)), 1, BUNDLE)
+    )
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_a_later_phase_waits_for_the_earlier_one(spec, fresh):
+    early = plan(spec, fresh, 3, BUNDLE)
+    assert reasons(early) == {RefusalReason.EARLIER_PHASE_INCOMPLETE}
+    assert early.refusals[0].command == "tgk-deploy advance --phase 1"
+    assert early.actions == []
+
+
+def test_a_finished_phase_says_so(spec, fresh):
+    steps = walked(spec, fresh)
+    after_phase_one = steps[4][2]
+    done = plan(spec, later(after_phase_one, timedelta(days=30)), 1, BUNDLE)
+    assert reasons(done) == {RefusalReason.PHASE_COMPLETE}
+    assert "phase 1 (foundation) is complete" in done.refusals[0].message
+
+
+def test_approval_is_pending_until_recorded_on_cloudflare(spec, fresh):
+    before, _, _ = walked(spec, fresh)[4]  # retire-legacy needs an approval
+    baked = later(before, timedelta(days=4))
+    pending = plan(spec, baked, 1, BUNDLE)
+    assert reasons(pending) == {RefusalReason.APPROVAL_PENDING}
+    assert pending.refusals[0].command == "tgk-deploy approve --phase 1 --step retire-legacy"
+    approved = approve(
+        baked, "production", 1, "retire-legacy", "alice@example.com", baked.observed_at
+    )
+    go = plan(spec, later(approved, timedelta(seconds=1)), 1, BUNDLE)
+    assert go.ready and go.approval == "approved by alice@example.com"
+
+
+def test_an_approval_from_before_a_rollback_does_not_count(spec, fresh):
+    before, _, _ = walked(spec, fresh)[4]
+    state = approve(before, "production", 1, "retire-legacy", "alice", before.observed_at)
+    production = state.environments["production"]
+    rollback = RolloutMark(phase=1, kind=MarkKind.ROLLBACK, detail="immediate")
+    live = production.live
+    production.deployments.insert(
+        0,
+        live.model_copy(
+            update={
+                "id": "rb",
+                "message": rollback.render(),
+                "created_on": before.observed_at + timedelta(minutes=1),
+            }
+        ),
+    )
+    replanned = plan(spec, later(state, timedelta(days=1)), 1, BUNDLE)
+    assert replanned.step == "staging"
+
+
+def test_after_a_rollback_the_phase_starts_again_from_its_first_step(spec, fresh):
+    _, _, after = walked(spec, fresh)[6]  # phase 2 canary-25
+    production = after.environments["production"]
+    mark = RolloutMark(phase=2, kind=MarkKind.ROLLBACK, detail="immediate", run_id="r1")
+    stable = find_stable(production, production.live.versions[0].version_id)
+    production.deployments.insert(
+        0,
+        Deployment(
+            id="rollback",
+            created_on=after.observed_at,
+            versions=[VersionShare(version_id=stable, percentage=100)],
+            message=mark.render(),
+        ),
+    )
+    position = find_position(spec, after)
+    assert position.rolled_back and position.phase == 2
+    again = plan(spec, later(after, timedelta(minutes=5)), 2, BUNDLE)
+    assert (again.step, again.ready) == ("staging", True)
+    assert kinds(again) == ["stamp"]  # staging still runs the phase 2 version
+
+
+def test_traffic_without_a_live_candidate_is_refused(spec, fresh):
+    _, _, after = walked(spec, fresh)[1]  # canary-10 applied
+    production = after.environments["production"]
+    stable = find_stable(production)
+    production.deployments.insert(
+        0,
+        production.live.model_copy(
+            update={
+                "id": "x",
+                "versions": [VersionShare(version_id=stable, percentage=100)],
+                "message": "tgk-deploy phase=1 advisory=manual",
+            }
+        ),
+    )
+    refused = plan(spec, later(after, timedelta(days=3)), 1, BUNDLE)
+    assert RefusalReason.NO_CANDIDATE in reasons(refused)
+
+
+def test_a_missing_email_rule_is_refused_not_created(spec, fresh):
+    staged = apply_plan(fresh, plan(spec, fresh, 1, BUNDLE))
+    staged.email_rules["worker"] = None
+    refused = plan(spec, later(staged, timedelta(days=1)), 1, BUNDLE)
+    assert RefusalReason.MISSING_RESOURCE in reasons(refused)
+    assert "tgk-email-orchestrator" in refused.refusals[0].message
+
+
+# --------------------------------------------------------------------------- stable version
+
+
+def test_the_stable_version_is_the_last_at_full_traffic_before_the_candidate(spec, fresh):
+    steps = walked(spec, fresh)
+    _, canary25, after = steps[6]
+    production = after.environments["production"]
+    candidate = production.version_with_tag(canary25.actions[1].tag)
+    stable = find_stable(production, candidate.id)
+    # the secret change made a new 100 % version just before the canary: that one is stable
+    assert production.versions[stable].secret_names == ["OPENAI_API_KEY"]
+    assert stable != candidate.id
+
+
+def test_marks_round_trip_through_the_annotation():
+    for mark in (
+        RolloutMark(phase=2, kind=MarkKind.STEP, step="canary-25", run_id="r9"),
+        RolloutMark(phase=1, kind=MarkKind.APPROVAL, step="retire-legacy", detail="bob"),
+        RolloutMark(phase=3, kind=MarkKind.ROLLBACK, detail="gradual:25"),
+    ):
+        assert RolloutMark.parse(mark.render()) == mark
+        assert len(mark.render()) <= 100
+    assert RolloutMark.parse("Secret Change") is None
+    assert RolloutMark.parse("tgk-deploy phase=x step=y") is None

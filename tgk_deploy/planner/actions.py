@@ -1,0 +1,183 @@
+"""The changes a plan is made of. Each one describes itself and says what undoes it.
+
+Actions are data: the planner makes them, ``plan`` prints them, the engine
+applies them through the Cloudflare layer. None of them holds a secret value:
+``PutSecret`` carries only where the value comes from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TAG_PREFIX = "tgk-p"
+
+
+def phase_tag_prefix(phase: int) -> str:
+    return f"{TAG_PREFIX}{phase}-"
+
+
+def content_tag(phase: int, bundle_hash: str, vars_: dict[str, str]) -> str:
+    """The ``workers/tag`` of a version tgk-deploy uploads: same content, same tag.
+
+    The tag is how a retried or re-run upload finds the version it already made,
+    and how ``traffic`` and rollbacks recognise the phase's candidate.
+    """
+    digest = hashlib.sha256(
+        json.dumps({"bundle": bundle_hash, "vars": dict(sorted(vars_.items()))}).encode()
+    ).hexdigest()
+    return f"{phase_tag_prefix(phase)}{digest[:12]}"
+
+
+def _vars_text(vars_: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(vars_.items()))
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    environment: str
+    script: str
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def undo(self) -> str:
+        raise NotImplementedError
+
+
+class UploadVersion(_Action):
+    """A new version from the bundle; takes no traffic until a deployment says so."""
+
+    kind: Literal["upload_version"] = "upload_version"
+    tag: str
+    bundle_hash: str
+    vars: dict[str, str] = Field(default_factory=dict)
+
+    def describe(self) -> str:
+        extra = f" with {_vars_text(self.vars)}" if self.vars else ""
+        return (
+            f"upload the bundle ({self.bundle_hash[:12]}) to {self.script} as a new version "
+            f"tagged {self.tag}{extra}"
+        )
+
+    def undo(self) -> str:
+        return "nothing: a version that takes no traffic changes nothing"
+
+
+class SetTraffic(_Action):
+    """Split traffic: ``percentage`` to the phase's candidate, the rest to the stable version."""
+
+    kind: Literal["set_traffic"] = "set_traffic"
+    percentage: int
+    candidate_tag: str
+    candidate_version_id: str | None = None  # None: the version is uploaded earlier in this plan
+    stable_version_id: str | None = None
+
+    def describe(self) -> str:
+        candidate = self.candidate_version_id or f"the new version {self.candidate_tag}"
+        if self.percentage == 100:
+            return f"send 100 % of {self.script} traffic to {candidate}"
+        stable = self.stable_version_id or "the stable version"
+        return (
+            f"send {self.percentage} % of {self.script} traffic to {candidate} "
+            f"and {100 - self.percentage} % to {stable}"
+        )
+
+    def undo(self) -> str:
+        return "tgk-deploy rollback --immediate (all traffic back to the stable version)"
+
+
+class PutSecret(_Action):
+    kind: Literal["put_secret"] = "put_secret"
+    name: str
+    source: str  # "env:NAME" or "file:PATH"; never the value
+
+    def describe(self) -> str:
+        origin = (
+            self.source.replace("env:", "$", 1) if self.source.startswith("env:") else self.source
+        )
+        return f"put secret {self.name} on {self.script} (value from {origin})"
+
+    def undo(self) -> str:
+        return f"delete the secret: the feature rollback that owns {self.name}"
+
+
+class DeleteSecret(_Action):
+    kind: Literal["delete_secret"] = "delete_secret"
+    name: str
+
+    def describe(self) -> str:
+        return f"delete secret {self.name} from {self.script}"
+
+    def undo(self) -> str:
+        return f"put the secret again (its value is not kept anywhere by tgk-deploy): {self.name}"
+
+
+class SetVars(_Action):
+    """New vars on the version(s) taking traffic, through a version that inherits the rest."""
+
+    kind: Literal["set_vars"] = "set_vars"
+    vars: dict[str, str]
+    tag: str
+
+    def describe(self) -> str:
+        return f"set {_vars_text(self.vars)} on the live {self.script} version (inheriting version)"
+
+    def undo(self) -> str:
+        return "tgk-deploy rollback --immediate, or a feature rollback"
+
+
+class SetEmailRule(_Action):
+    kind: Literal["email_rule"] = "email_rule"
+    rule: Literal["worker", "legacy"]
+    rule_name: str
+    enabled: bool
+
+    def describe(self) -> str:
+        return f"{'enable' if self.enabled else 'disable'} email routing rule {self.rule_name!r}"
+
+    def undo(self) -> str:
+        return f"{'disable' if self.enabled else 'enable'} rule {self.rule_name!r} (rollback does)"
+
+
+class ExportD1(_Action):
+    kind: Literal["export_d1"] = "export_d1"
+    database: str  # key in the project file
+    database_name: str
+    backup_key: str  # p1/canary-10/main: the file name the export is saved under
+
+    def describe(self) -> str:
+        return f"export D1 database {self.database_name} to backups/{self.backup_key}.sql"
+
+    def undo(self) -> str:
+        return "nothing: a backup changes nothing"
+
+
+class Stamp(_Action):
+    """Record the step as applied: a deployment of the same split, annotated with the mark."""
+
+    kind: Literal["stamp"] = "stamp"
+    mark: str
+
+    def describe(self) -> str:
+        return f"record on {self.script}: {self.mark}"
+
+    def undo(self) -> str:
+        return "nothing: the annotation only records where the rollout stands"
+
+
+PlannedAction = Annotated[
+    UploadVersion
+    | SetTraffic
+    | PutSecret
+    | DeleteSecret
+    | SetVars
+    | SetEmailRule
+    | ExportD1
+    | Stamp,
+    Field(discriminator="kind"),
+]
