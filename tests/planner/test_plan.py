@@ -74,7 +74,7 @@ def test_every_planned_step_ends_with_its_stamp_and_says_what_undoes_each_action
 
 
 def test_canary_ten_backs_up_d1_splits_ninety_ten_and_routes_mail_to_the_worker(spec, fresh):
-    (_, _, after_staging), (_, canary, _) = walked(spec, fresh)[:2]
+    (_, canary, _) = walked(spec, fresh)[1]
     assert canary.step == "canary-10"
     export, upload, traffic, rule, _ = canary.actions
     assert isinstance(export, ExportD1) and export.backup_key == "p1-canary-10-main"
