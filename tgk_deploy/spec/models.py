@@ -153,7 +153,9 @@ QUERY_PLACEHOLDERS = ("candidate", "stable")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 
-def _check_placeholders(query: str) -> str:
+def _check_placeholders(query: Any) -> Any:
+    if not isinstance(query, str):
+        return query  # the str validation after this one says what is wrong
     unknown = sorted({m for m in _PLACEHOLDER.findall(query) if m not in QUERY_PLACEHOLDERS})
     if unknown:
         raise ValueError(

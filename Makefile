@@ -1,0 +1,40 @@
+# tgk-deploy: the commands a newcomer needs. `make demo`, then `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-deps lint format bench clean
+
+install: $(STAMP)  ## virtualenv in .venv, editable install with the test extras
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: install  ## the whole rollout on paper (and, once the engine lands, on the local emulator)
+	$(BIN)/tgk-deploy validate
+	$(BIN)/tgk-deploy plan --whole-rollout
+
+test-deps: install  ## what the tests need beyond Python: Prometheus and the Worker's npm packages
+	@if [ -x .ci/install-prometheus.sh ]; then .ci/install-prometheus.sh; fi
+	@if [ -x .ci/install-node-deps.sh ]; then .ci/install-node-deps.sh; fi
+
+test: test-deps  ## the whole suite
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install  ## the project's own benchmarks
+	@for script in bench/*; do echo "== $$script"; $(BIN)/python $$script; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
