@@ -76,6 +76,7 @@ class SetTraffic(_Action):
     candidate_tag: str
     candidate_version_id: str | None = None  # None: the version is uploaded earlier in this plan
     stable_version_id: str | None = None
+    message: str | None = None  # a mark for the deployment (gradual rollback steps)
 
     def describe(self) -> str:
         candidate = self.candidate_version_id or f"the new version {self.candidate_tag}"
@@ -118,17 +119,44 @@ class DeleteSecret(_Action):
 
 
 class SetVars(_Action):
-    """New vars on the version(s) taking traffic, through a version that inherits the rest."""
+    """Replace a live version by one that inherits every binding but these changes.
+
+    The only way to change a var or drop a secret mid-split (CLOUDFLARE-API.md,
+    trap 2); the deployment keeps its percentages with the new version id.
+    ``base_version_id`` None means: the phase's candidate, else the sole live version.
+    """
 
     kind: Literal["set_vars"] = "set_vars"
-    vars: dict[str, str]
+    vars: dict[str, str] = Field(default_factory=dict)
+    remove_secrets: list[str] = Field(default_factory=list)
+    base_version_id: str | None = None
     tag: str
+    message: str | None = None  # the mark its deployment carries, for rollbacks
 
     def describe(self) -> str:
-        return f"set {_vars_text(self.vars)} on the live {self.script} version (inheriting version)"
+        changes = [_vars_text(self.vars)] if self.vars else []
+        changes += [f"without secret {name}" for name in self.remove_secrets]
+        base = self.base_version_id or f"the live {self.script} version"
+        return f"replace {base} by a version inheriting its bindings, {'; '.join(changes)}"
 
     def undo(self) -> str:
         return "tgk-deploy rollback --immediate, or a feature rollback"
+
+
+class PinVersion(_Action):
+    """All traffic to one known version: what every rollback does first."""
+
+    kind: Literal["pin_version"] = "pin_version"
+    version_id: str
+    version_number: int | None = None
+    message: str | None = None
+
+    def describe(self) -> str:
+        number = f" (#{self.version_number})" if self.version_number is not None else ""
+        return f"send 100 % of {self.script} traffic to version {self.version_id}{number}"
+
+    def undo(self) -> str:
+        return "tgk-deploy advance (re-applies the phase from its first step)"
 
 
 class SetEmailRule(_Action):

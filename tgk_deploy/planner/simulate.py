@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from tgk_deploy.planner.actions import (
     DeleteSecret,
     ExportD1,
+    PinVersion,
     PlannedAction,
     PutSecret,
     SetEmailRule,
@@ -133,7 +134,9 @@ def apply_action(state: ObservedState, action: PlannedAction, at: datetime) -> O
         shares = {candidate.id: float(action.percentage)}
         if action.percentage < 100 and stable is not None:
             shares[stable] = float(100 - action.percentage)
-        _deploy(env, shares, at, None)
+        _deploy(env, shares, at, action.message)
+    elif isinstance(action, PinVersion):
+        _deploy(env, {action.version_id: 100.0}, at, action.message)
     elif isinstance(action, PutSecret | DeleteSecret):
         names = set(env.secret_names)
         names = names | {action.name} if isinstance(action, PutSecret) else names - {action.name}
@@ -142,23 +145,27 @@ def apply_action(state: ObservedState, action: PlannedAction, at: datetime) -> O
         copy = _new_version(env, at, vars=base.vars, secret_names=env.secret_names)
         _deploy(env, {copy.id: 100.0}, at, None)
     elif isinstance(action, SetVars):
-        phase = int(action.tag.split("-")[1][1:])
-        target = candidate_of(env, phase) or (
-            env.versions[live.versions[0].version_id] if live and len(live.versions) == 1 else None
-        )
-        assert target is not None and live is not None
+        assert live is not None
+        if action.base_version_id is not None:
+            target = env.versions[action.base_version_id]
+        else:
+            phase = int(action.tag.split("-")[1][1:])
+            sole = env.versions[live.versions[0].version_id] if len(live.versions) == 1 else None
+            target = candidate_of(env, phase) or sole
+        assert target is not None
         replacement = _new_version(
             env,
             at,
             tag=action.tag,
             vars={**target.vars, **action.vars},
-            secret_names=target.secret_names,
+            secret_names=[s for s in target.secret_names if s not in action.remove_secrets],
         )
+        env.secret_names = sorted(set(env.secret_names) - set(action.remove_secrets))
         shares = {
             (replacement.id if v.version_id == target.id else v.version_id): v.percentage
             for v in live.versions
         }
-        _deploy(env, shares, at, None)
+        _deploy(env, shares, at, action.message)
     elif isinstance(action, Stamp):
         assert live is not None
         _deploy(env, {v.version_id: v.percentage for v in live.versions}, at, action.mark)

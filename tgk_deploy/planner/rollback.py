@@ -1,0 +1,325 @@
+"""Rollback plans: pure, from Cloudflare's deployment history alone.
+
+A rollback never waits on metrics and never needs the journal: the phase being
+rolled back is the newest tgk-deploy mark, the candidate is the live version
+that phase tagged, and the stable version is the last one live at 100 % before
+the candidate first took traffic. Actions come in waves: the calls of one wave
+are independent and go out concurrently.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from tgk_deploy.planner.actions import (
+    PinVersion,
+    PlannedAction,
+    SetEmailRule,
+    SetTraffic,
+    SetVars,
+    Stamp,
+    content_tag,
+)
+from tgk_deploy.planner.observed import (
+    EnvironmentState,
+    MarkKind,
+    ObservedState,
+    RolloutMark,
+    Version,
+)
+from tgk_deploy.planner.plan import Refusal, RefusalReason, candidate_of, find_position, find_stable
+from tgk_deploy.spec.models import FeatureSpec, Spec
+
+
+class RollbackMode(StrEnum):
+    IMMEDIATE = "immediate"
+    GRADUAL = "gradual"
+    FEATURE = "feature"
+    TO_VERSION = "to-version"
+
+
+class RollbackPlan(BaseModel):
+    mode: RollbackMode
+    phase: int | None = None
+    environment: str = "production"
+    candidate_version_id: str | None = None
+    stable_version_id: str | None = None
+    candidate_share: float | None = None  # of the live split, before the rollback
+    waves: list[list[PlannedAction]] = Field(default_factory=list)
+    refusals: list[Refusal] = Field(default_factory=list)
+    done: bool = False  # everything is already as the rollback wants it
+    next_share: int | None = None  # gradual: the candidate share this step sets
+
+    @property
+    def actions(self) -> list[PlannedAction]:
+        return [action for wave in self.waves for action in wave]
+
+
+def _rollback_phase(spec: Spec, observed: ObservedState) -> int | None:
+    position = find_position(spec, observed)
+    return position.phase if position else None
+
+
+def _feature_switches(
+    spec: Spec, features: list[str], version: Version
+) -> tuple[dict[str, str], list[str]]:
+    """The vars to set and secrets to drop so ``version`` has these features off."""
+    off_vars: dict[str, str] = {}
+    drop: list[str] = []
+    for name in features:
+        feature: FeatureSpec = spec.project.features[name]
+        off_vars.update({k: v for k, v in feature.off_vars.items() if version.vars.get(k) != v})
+        drop += [s for s in feature.secrets if s in version.secret_names]
+    return off_vars, drop
+
+
+def _email_fallback(
+    spec: Spec, observed: ObservedState, env: str, script: str
+) -> list[PlannedAction]:
+    """Legacy routing back on and the Worker's rule off, unless already so."""
+    routing = spec.project.email_routing
+    wanted = {"legacy": (routing.legacy_rule, True), "worker": (routing.worker_rule, False)}
+    actions: list[PlannedAction] = []
+    for key, (name, enabled) in wanted.items():
+        rule = observed.email_rules.get(key)
+        if rule is not None and rule.enabled != enabled:
+            actions.append(
+                SetEmailRule(
+                    environment=env, script=script, rule=key, rule_name=name, enabled=enabled
+                )  # type: ignore[arg-type]
+            )
+    return actions
+
+
+def plan_immediate(
+    spec: Spec,
+    observed: ObservedState,
+    environment: str = "production",
+    run_id: str = "",
+    detail: str = "immediate",
+) -> RollbackPlan:
+    """All traffic to stable, legacy routing on, the phase's features off: one wave, then one more."""
+    env = observed.environments[environment]
+    phase = _rollback_phase(spec, observed)
+    result = RollbackPlan(mode=RollbackMode.IMMEDIATE, phase=phase, environment=environment)
+    if phase is None:
+        result.refusals.append(
+            Refusal(
+                reason=RefusalReason.PHASE_COMPLETE,
+                message="tgk-deploy has not deployed anything here: there is nothing to roll back",
+            )
+        )
+        return result
+    mark = RolloutMark(phase=phase, kind=MarkKind.ROLLBACK, detail=detail, run_id=run_id).render()
+    candidate = candidate_of(env, phase)
+    stable_id = find_stable(env, candidate.id if candidate else None)
+    live = env.live
+    result.candidate_version_id = candidate.id if candidate else None
+    result.stable_version_id = stable_id
+    result.candidate_share = live.share_of(candidate.id) if (live and candidate) else 0.0
+    if stable_id is None or stable_id not in env.versions:
+        result.refusals.append(
+            Refusal(
+                reason=RefusalReason.NO_STABLE_VERSION,
+                message=(
+                    f"{env.script}: no version was live at 100 % before the candidate; "
+                    "roll back to a chosen version with --to-version ID"
+                ),
+                command="tgk-deploy rollback --to-version ID",
+            )
+        )
+        return result
+    stable = env.versions[stable_id]
+    features = spec.phase(phase).features
+    off_vars, drop = _feature_switches(spec, features, stable)
+    pinned = live is not None and live.split == ((stable_id, 100.0),)
+    first_wave: list[PlannedAction] = []
+    switch_off = bool(off_vars or drop)
+    if not pinned:
+        first_wave.append(
+            PinVersion(
+                environment=environment,
+                script=env.script,
+                version_id=stable_id,
+                version_number=stable.number,
+                message=None if switch_off else mark,
+            )
+        )
+    first_wave += _email_fallback(spec, observed, environment, env.script)
+    if first_wave:
+        result.waves.append(first_wave)
+    if switch_off:
+        tag = content_tag(
+            phase, stable.tag or stable.id, {**off_vars, **{f"-{s}": "" for s in drop}}
+        )
+        result.waves.append(
+            [
+                SetVars(
+                    environment=environment,
+                    script=env.script,
+                    vars=off_vars,
+                    remove_secrets=drop,
+                    base_version_id=stable_id,
+                    tag=tag,
+                    message=mark,
+                )
+            ]
+        )
+    already_marked = (
+        live is not None
+        and (live.mark or RolloutMark(phase=0, kind=MarkKind.ADVISORY)).kind is MarkKind.ROLLBACK
+    )
+    if not result.waves and not already_marked:
+        result.waves.append([Stamp(environment=environment, script=env.script, mark=mark)])
+    result.done = not result.waves
+    return result
+
+
+def next_gradual_share(current: float, steps: list[int]) -> int | None:
+    """The next candidate share below ``current``; None when the candidate has no traffic."""
+    lower = [step for step in steps if step < current]
+    return max(lower) if lower else None
+
+
+def plan_gradual_step(
+    spec: Spec, observed: ObservedState, environment: str = "production", run_id: str = ""
+) -> RollbackPlan:
+    """One step of 75 -> 50 -> 25 -> 0 % for the candidate; at 0 % the full rollback.
+
+    Resumable by construction: the step is chosen from the live share, so an
+    interrupted gradual rollback picks up where the traffic is.
+    """
+    env = observed.environments[environment]
+    phase = _rollback_phase(spec, observed)
+    candidate = candidate_of(env, phase) if phase is not None else None
+    live = env.live
+    share = live.share_of(candidate.id) if (candidate and live) else 0.0
+    steps = spec.project.rollback.gradual.steps
+    target = next_gradual_share(share, steps) if candidate else 0
+    if candidate is None or target == 0 or target is None:
+        final = plan_immediate(spec, observed, environment, run_id, detail="gradual")
+        final.mode = RollbackMode.GRADUAL
+        final.next_share = 0
+        return final
+    stable_id = find_stable(env, candidate.id)
+    result = RollbackPlan(
+        mode=RollbackMode.GRADUAL,
+        phase=phase,
+        environment=environment,
+        candidate_version_id=candidate.id,
+        stable_version_id=stable_id,
+        candidate_share=share,
+        next_share=target,
+    )
+    if stable_id is None:
+        result.refusals.append(
+            Refusal(
+                reason=RefusalReason.NO_STABLE_VERSION,
+                message=f"{env.script}: no stable version to shift traffic back to",
+                command="tgk-deploy rollback --to-version ID",
+            )
+        )
+        return result
+    mark = RolloutMark(
+        phase=phase or 0, kind=MarkKind.ADVISORY, detail=f"gradual:{target}", run_id=run_id
+    ).render()
+    result.waves.append(
+        [
+            SetTraffic(
+                environment=environment,
+                script=env.script,
+                percentage=target,
+                candidate_tag=candidate.tag or "",
+                candidate_version_id=candidate.id,
+                stable_version_id=stable_id,
+                message=mark,
+            )
+        ]
+    )
+    return result
+
+
+def plan_feature(
+    spec: Spec,
+    observed: ObservedState,
+    feature: str,
+    environment: str = "production",
+    run_id: str = "",
+) -> RollbackPlan:
+    """Switch one feature off on every live version, without moving traffic."""
+    env = observed.environments[environment]
+    owner = next((p.phase for p in spec.phases if feature in p.features), None)
+    result = RollbackPlan(mode=RollbackMode.FEATURE, phase=owner, environment=environment)
+    live = env.live
+    if live is None:
+        result.done = True
+        return result
+    mark = RolloutMark(
+        phase=owner or 0, kind=MarkKind.ROLLBACK, detail=f"feature:{feature}", run_id=run_id
+    ).render()
+    wave: list[PlannedAction] = []
+    for share in live.versions:
+        version = env.versions.get(share.version_id)
+        if version is None:
+            continue
+        off_vars, drop = _feature_switches(spec, [feature], version)
+        if off_vars or drop:
+            tag = content_tag(
+                owner or 0, version.tag or version.id, {**off_vars, **{f"-{s}": "" for s in drop}}
+            )
+            wave.append(
+                SetVars(
+                    environment=environment,
+                    script=env.script,
+                    vars=off_vars,
+                    remove_secrets=drop,
+                    base_version_id=version.id,
+                    tag=tag,
+                    message=mark,
+                )
+            )
+    if wave:
+        result.waves.append(wave)
+    result.done = not wave
+    return result
+
+
+def plan_to_version(
+    observed: ObservedState, version_id: str, environment: str = "production", run_id: str = ""
+) -> RollbackPlan:
+    """The extended code rollback: all traffic to a version the operator names."""
+    env: EnvironmentState = observed.environments[environment]
+    result = RollbackPlan(
+        mode=RollbackMode.TO_VERSION, environment=environment, stable_version_id=version_id
+    )
+    target = env.versions.get(version_id)
+    if target is None:
+        result.refusals.append(
+            Refusal(
+                reason=RefusalReason.MISSING_RESOURCE,
+                message=f"{env.script} has no version {version_id} (only the last 100 are deployable)",
+                command=f"tgk-deploy status --env {environment}",
+            )
+        )
+        return result
+    live = env.live
+    if live is not None and live.split == ((version_id, 100.0),):
+        result.done = True
+        return result
+    mark = RolloutMark(
+        phase=0, kind=MarkKind.ADVISORY, detail=f"to-version:{version_id[:8]}", run_id=run_id
+    )
+    result.waves.append(
+        [
+            PinVersion(
+                environment=environment,
+                script=env.script,
+                version_id=version_id,
+                version_number=target.number,
+                message=mark.render(),
+            )
+        ]
+    )
+    return result
