@@ -1,3 +1,4 @@
 """Shared fixtures: each real part has tests/fixtures/<part>.py, imported here."""
 
+from tests.fixtures.prometheus import prometheus  # noqa: F401
 from tests.fixtures.spec import fresh, spec  # noqa: F401

@@ -4,6 +4,8 @@
     ├── SpecError                 exit 2  a phase or project file is malformed (file:line:col field)
     ├── ConfigError               exit 2  bad flags or environment (e.g. no CLOUDFLARE_API_TOKEN)
     ├── MetricsError              exit 3  Prometheus unreachable or answered an error: inconclusive
+    │   ├── PrometheusQueryError          Prometheus answered an error (errorType and error verbatim)
+    │   └── PrometheusUnreachable         connection errors / timeouts / 5xx after retries
     ├── RefusedError              exit 4  the plan refuses: bake, approval, earlier phase, drift
     ├── ConflictError             exit 5  live state changed underneath us / lock held
     └── CloudflareError           exit 6  the Cloudflare API failed; says what state it left
@@ -84,6 +86,31 @@ class ConfigError(TgkError):
 
 class MetricsError(TgkError):
     exit_code = ExitCode.INCONCLUSIVE
+
+
+class PrometheusQueryError(MetricsError):
+    """Prometheus answered ``status: error``; its ``errorType`` and ``error`` are kept verbatim."""
+
+    def __init__(
+        self, query: str, *, status: int, error_type: str, error: str, hint: str | None = None
+    ) -> None:
+        self.query = query
+        self.status = status
+        self.error_type = error_type
+        self.error = error
+        super().__init__(f"Prometheus {error_type} (HTTP {status}): {error}", hint=hint)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **super().to_dict(),
+            "query": self.query,
+            "status": self.status,
+            "error_type": self.error_type,
+        }
+
+
+class PrometheusUnreachable(MetricsError):
+    """No answer from Prometheus within the retry deadline (connection, timeout, 429/5xx)."""
 
 
 class RefusedError(TgkError):
