@@ -221,6 +221,11 @@ class Trigger(MetricCheck):
     """A rollback trigger; ``response`` overrides the phase's ``on_trigger``."""
 
     response: ResponseSpec | None = None
+    alert: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z0-9]*$")] | None = Field(
+        default=None,
+        description="name of the Prometheus alert `export alerts` writes for this trigger "
+        "(default: Tgk + phase + trigger name in CamelCase, e.g. TgkPhase1RoutingErrors)",
+    )
 
 
 # --------------------------------------------------------------------------- actions

@@ -1,0 +1,65 @@
+"""``tgk-deploy export alerts``: the rollback triggers as a Prometheus alerting-rules file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tgk_deploy.cli.options import ProjectOption
+from tgk_deploy.cli.output import reports
+
+export_app = typer.Typer(
+    name="export",
+    help="Write files other tools read: Prometheus alert rules.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(export_app, name="export")
+
+
+@export_app.command("alerts")
+@reports
+def alerts(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the rules here (default: stdout)."),
+    ] = None,
+    runbook_base: Annotated[
+        str,
+        typer.Option(
+            "--runbook-base",
+            help="Prefix for runbook_url, e.g. https://github.com/org/repo/blob/main/",
+        ),
+    ] = "",
+    candidate: Annotated[
+        str | None, typer.Option("--candidate", help="Version id for {{candidate}} in queries.")
+    ] = None,
+    stable: Annotated[
+        str | None, typer.Option("--stable", help="Version id for {{stable}} in queries.")
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """One alerting rule per rollback trigger, grouped by phase; check with promtool check rules."""
+    import sys
+
+    from tgk_deploy.spec.load import load_spec
+    from tgk_deploy.triggers.alerts import alert_rules, render_rules_file
+    from tgk_deploy.triggers.evaluate import LiveVersions
+
+    spec = load_spec(project)
+    rules = alert_rules(
+        spec, versions=LiveVersions(candidate=candidate, stable=stable), runbook_base=runbook_base
+    )
+    text = render_rules_file(rules)
+    count = sum(len(group["rules"]) for group in rules.groups)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {count} alerting rule(s) in {len(rules.groups)} group(s) to {output}", err=True)
+    for skip in rules.skipped:
+        typer.echo(f"skipped phase {skip.phase} {skip.trigger}: {skip.reason}", err=True)

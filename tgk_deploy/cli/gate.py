@@ -1,0 +1,218 @@
+"""``tgk-deploy gate``: judge a phase's success criteria or rollback triggers on Prometheus.
+
+Exit codes for CI: 0 pass, 1 fail (a criterion does not hold / a trigger
+fired), 3 inconclusive (no data, too small a sample, Prometheus unreachable).
+``--wait`` re-evaluates every ``--interval`` until pass or the deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tgk_deploy.cli.options import OutputFormat, OutputOption, PhaseOption, ProjectOption
+from tgk_deploy.cli.output import Output, reports
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from tgk_deploy.triggers.evaluate import GateVerdict
+
+
+class Criteria(StrEnum):
+    SUCCESS = "success"
+    TRIGGERS = "triggers"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(gate)
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 (naive means UTC) or unix seconds."""
+    from tgk_deploy.errors import ConfigError
+
+    try:
+        moment = datetime.fromtimestamp(float(text), tz=UTC)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(
+                f"--at {text!r} is not a time: give ISO 8601 (2026-01-05T09:00:00Z) or unix seconds"
+            ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _duration(text: str, flag: str) -> timedelta:
+    from tgk_deploy.errors import ConfigError
+    from tgk_deploy.spec.models import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise ConfigError(f"{flag}: {error}") from None
+
+
+_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+
+
+def render_verdict(verdict: GateVerdict, footer: str | None = None) -> RenderableType:
+    """A table of every check's value against its threshold (also the --wait live view)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    label = "SIMULATED " if verdict.simulated else ""
+    table = Table(
+        title=(
+            f"{label}phase {verdict.phase} {verdict.kind.value} at "
+            f"{verdict.evaluated_at.isoformat()}"
+        ),
+        title_justify="left",
+        expand=False,
+    )
+    for column in ("check", "value", "condition", "window", "sample", "verdict"):
+        table.add_column(column)
+    table.add_column("why", overflow="fold")
+    for check in verdict.checks:
+        value = "—" if check.value is None else f"{check.value:.6g}"
+        threshold = (
+            check.effective_threshold if check.effective_threshold is not None else check.threshold
+        )
+        condition = f"{check.op.value} {threshold:.6g}"
+        if check.relative_query:
+            condition += f" ({check.threshold:g}x baseline)"
+        sample = "—" if check.sample_size is None else f"{check.sample_size:.6g}"
+        if check.min_sample is not None:
+            sample += f" (min {check.min_sample:g})"
+        table.add_row(
+            check.check,
+            value,
+            condition,
+            check.window or "now",
+            sample,
+            Text(check.outcome.value, style=_STYLE[check.outcome.value]),
+            check.why,
+        )
+    headline = Text(
+        f"{label}{verdict.outcome.value.upper()}: {verdict.why}",
+        style=_STYLE[verdict.outcome.value],
+    )
+    parts: list[RenderableType] = [table, headline]
+    if footer:
+        parts.append(Text(footer, style="dim"))
+    return Group(*parts)
+
+
+@reports
+def gate(
+    phase: PhaseOption,
+    criteria: Annotated[
+        Criteria,
+        typer.Option("--criteria", help="success: the success criteria; triggers: rollback triggers."),
+    ] = Criteria.SUCCESS,
+    wait: Annotated[
+        str,
+        typer.Option("--wait", help="Keep re-evaluating until pass or this long (e.g. 30m)."),
+    ] = "0",
+    interval: Annotated[
+        str, typer.Option("--interval", help="Time between evaluations with --wait.")
+    ] = "30s",
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Judge at this past time (ISO 8601 or unix seconds)."),
+    ] = None,
+    candidate: Annotated[
+        str | None, typer.Option("--candidate", help="Version id for {{candidate}} in queries.")
+    ] = None,
+    stable: Annotated[
+        str | None, typer.Option("--stable", help="Version id for {{stable}} in queries.")
+    ] = None,
+    project: ProjectOption = None,
+    output: OutputOption = OutputFormat.TEXT,
+) -> None:
+    """Exit 0 when the phase's checks pass, 1 when they fail, 3 when inconclusive."""
+    import time
+
+    from tgk_deploy.errors import ConfigError, ExitCode
+    from tgk_deploy.spec.load import load_spec
+    from tgk_deploy.triggers.evaluate import GateKind, LiveVersions, Outcome
+    from tgk_deploy.triggers.gate import checks_for, evaluate_checks
+    from tgk_deploy.triggers.prometheus import PrometheusClient
+
+    wait_for = _duration(wait, "--wait")
+    every = _duration(interval, "--interval")
+    fixed = parse_time(at) if at else None
+    if fixed is not None and wait_for:
+        raise ConfigError("--at judges one past instant; it does not go with --wait")
+    if every <= timedelta(0):
+        raise ConfigError("--interval must be longer than 0")
+
+    spec = load_spec(project)
+    try:
+        phase_spec = spec.phase(phase)
+    except KeyError:
+        raise ConfigError(
+            f"there is no phase {phase}; phases: {', '.join(str(p.phase) for p in spec.phases)}"
+        ) from None
+    kind = GateKind(criteria.value)
+    versions = LiveVersions(candidate=candidate, stable=stable)
+    out = Output(output)
+
+    def clock() -> datetime:
+        return fixed or datetime.now(UTC)
+
+    with PrometheusClient.from_spec(spec.project.prometheus) as provider:
+
+        def evaluate(moment: datetime) -> GateVerdict:
+            return evaluate_checks(
+                phase, kind, checks_for(phase_spec, kind), provider, versions, moment
+            )
+
+        if not wait_for:
+            verdict = evaluate(clock())
+        else:
+            verdict = _watch(out, evaluate, clock, wait_for, every, time.sleep)
+
+    out.emit(verdict, lambda console: console.print(render_verdict(verdict)))
+    code = {
+        Outcome.PASS: ExitCode.OK,
+        Outcome.FAIL: ExitCode.FAILED,
+        Outcome.INCONCLUSIVE: ExitCode.INCONCLUSIVE,
+    }[verdict.outcome]
+    raise typer.Exit(code)
+
+
+def _watch(
+    out: Output,
+    evaluate: Callable[[datetime], GateVerdict],
+    clock: Callable[[], datetime],
+    wait_for: timedelta,
+    every: timedelta,
+    sleep: Callable[[float], None],
+) -> GateVerdict:
+    """Re-evaluate with a live table on stderr (stdout stays for the final result)."""
+    from rich.live import Live
+
+    from tgk_deploy.spec.models import format_duration
+    from tgk_deploy.triggers.gate import watch_gate
+
+    console: Console = out.errors
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+
+        def show(verdict: GateVerdict, deadline: datetime) -> None:
+            left = max(deadline - clock(), timedelta(0))
+            footer = (
+                f"waiting for pass: {format_duration(timedelta(seconds=int(left.total_seconds())))}"
+                f" left, re-checking every {format_duration(every)}"
+            )
+            live.update(render_verdict(verdict, footer))
+
+        return watch_gate(
+            evaluate, clock=clock, sleep=sleep, wait=wait_for, interval=every, on_verdict=show
+        )
