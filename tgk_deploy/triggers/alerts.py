@@ -104,7 +104,7 @@ def _rule(phase: Phase, trigger: Trigger, versions: LiveVersions, runbook_base: 
     rule["annotations"] = {
         "summary": f"Phase {phase.phase} ({phase.name}): {what}",
         "description": (
-            f"{trigger.name} is {{{{ $value | humanize }}}} ({condition}"
+            f"{trigger.name} is {{{{ $value | printf \"%.4g\" }}}} ({condition}"
             + (f" for {format_duration(trigger.for_)}" if trigger.for_ else "")
             + f"). Declared response: {response.action.value}"
             + (f" {response.feature}" if response.feature else "")
