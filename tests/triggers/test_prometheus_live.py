@@ -36,7 +36,9 @@ def test_an_instant_query_returns_one_sample_per_series_at_the_asked_time(client
 
 def test_a_range_query_returns_every_step_of_the_window(client):
     result = client.query_range(
-        "tgk_email_ai_accuracy_ratio", STEADY.at - timedelta(minutes=10), STEADY.at,
+        "tgk_email_ai_accuracy_ratio",
+        STEADY.at - timedelta(minutes=10),
+        STEADY.at,
         timedelta(minutes=1),
     )
 
@@ -74,12 +76,14 @@ def test_fetch_answers_each_request_and_turns_failures_into_result_errors(client
 
 def test_a_server_that_is_not_there_is_unreachable_after_the_retry_deadline():
     policy = RetryPolicy(
-        deadline=timedelta(milliseconds=300), first_wait=timedelta(milliseconds=20),
+        deadline=timedelta(milliseconds=300),
+        first_wait=timedelta(milliseconds=20),
         max_wait=timedelta(milliseconds=50),
     )
-    with PrometheusClient("http://127.0.0.1:9", retry=policy) as client, pytest.raises(
-        PrometheusUnreachable
-    ) as raised:
+    with (
+        PrometheusClient("http://127.0.0.1:9", retry=policy) as client,
+        pytest.raises(PrometheusUnreachable) as raised,
+    ):
         client.query("up", STEADY.at)
 
     assert "did not answer" in raised.value.message

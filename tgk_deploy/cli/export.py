@@ -60,6 +60,8 @@ def alerts(
         sys.stdout.write(text)
     else:
         output.write_text(text)
-        typer.echo(f"wrote {count} alerting rule(s) in {len(rules.groups)} group(s) to {output}", err=True)
+        typer.echo(
+            f"wrote {count} alerting rule(s) in {len(rules.groups)} group(s) to {output}", err=True
+        )
     for skip in rules.skipped:
         typer.echo(f"skipped phase {skip.phase} {skip.trigger}: {skip.reason}", err=True)

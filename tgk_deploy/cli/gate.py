@@ -114,7 +114,9 @@ def gate(
     phase: PhaseOption,
     criteria: Annotated[
         Criteria,
-        typer.Option("--criteria", help="success: the success criteria; triggers: rollback triggers."),
+        typer.Option(
+            "--criteria", help="success: the success criteria; triggers: rollback triggers."
+        ),
     ] = Criteria.SUCCESS,
     wait: Annotated[
         str,

@@ -84,7 +84,9 @@ def alert_expression(trigger: Trigger, versions: LiveVersions) -> str:
     return expression
 
 
-def _rule(phase: Phase, trigger: Trigger, versions: LiveVersions, runbook_base: str) -> dict[str, Any]:
+def _rule(
+    phase: Phase, trigger: Trigger, versions: LiveVersions, runbook_base: str
+) -> dict[str, Any]:
     response = phase.response_for(trigger)
     what = trigger.description or trigger.name
     condition = f"{trigger.op.value} {trigger.threshold:g}"
@@ -104,7 +106,7 @@ def _rule(phase: Phase, trigger: Trigger, versions: LiveVersions, runbook_base: 
     rule["annotations"] = {
         "summary": f"Phase {phase.phase} ({phase.name}): {what}",
         "description": (
-            f"{trigger.name} is {{{{ $value | printf \"%.4g\" }}}} ({condition}"
+            f'{trigger.name} is {{{{ $value | printf "%.4g" }}}} ({condition}'
             + (f" for {format_duration(trigger.for_)}" if trigger.for_ else "")
             + f"). Declared response: {response.action.value}"
             + (f" {response.feature}" if response.feature else "")

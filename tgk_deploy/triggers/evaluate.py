@@ -321,7 +321,9 @@ def judge(
 
     def verdict(outcome: Outcome, why: str, **more: object) -> CheckVerdict:
         label = "[simulated] " if simulated else ""
-        return CheckVerdict.model_validate({**facts, **more, "outcome": outcome, "why": label + why})
+        return CheckVerdict.model_validate(
+            {**facts, **more, "outcome": outcome, "why": label + why}
+        )
 
     if plan.problem:
         return verdict(Outcome.INCONCLUSIVE, plan.problem)
@@ -386,7 +388,9 @@ def judge(
         )
     else:
         condition_holds = holds[0]
-        detail = compared if condition_holds else f"{_num(latest)} is not {check.op} {_num(effective)}"
+        detail = (
+            compared if condition_holds else f"{_num(latest)} is not {check.op} {_num(effective)}"
+        )
         if baselines and not condition_holds:
             detail += f" ({_num(check.threshold)} x baseline {_num(baselines[-1])})"
 

@@ -61,9 +61,7 @@ def run_gate(
 ) -> GateVerdict:
     """The phase's success criteria or rollback triggers, judged now (``clock()``)."""
     phase_spec = spec.phase(phase)
-    return evaluate_checks(
-        phase, kind, checks_for(phase_spec, kind), provider, versions, clock()
-    )
+    return evaluate_checks(phase, kind, checks_for(phase_spec, kind), provider, versions, clock())
 
 
 def watch_gate(

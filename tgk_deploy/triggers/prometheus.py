@@ -129,7 +129,9 @@ class PrometheusClient:
             auth=auth,
             timeout=httpx.Timeout(timeout.total_seconds()),
             transport=transport,
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
         )
         self.base_url = _safe_url(self._client.base_url)
 

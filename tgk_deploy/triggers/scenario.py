@@ -74,13 +74,23 @@ def load_scenario(path: Path) -> Scenario:
 
 def healthy_value(op: Comparison, threshold: float, *, must_hold: bool) -> float:
     """A value comfortably on the good side: holding ``op`` for criteria, not for triggers."""
-    wants_above = op in (Comparison.GT, Comparison.GE) if must_hold else op in (
-        Comparison.LT,
-        Comparison.LE,
+    wants_above = (
+        op in (Comparison.GT, Comparison.GE)
+        if must_hold
+        else op
+        in (
+            Comparison.LT,
+            Comparison.LE,
+        )
     )
-    wants_below = op in (Comparison.LT, Comparison.LE) if must_hold else op in (
-        Comparison.GT,
-        Comparison.GE,
+    wants_below = (
+        op in (Comparison.LT, Comparison.LE)
+        if must_hold
+        else op
+        in (
+            Comparison.GT,
+            Comparison.GE,
+        )
     )
     if wants_above:
         if 0 <= threshold < 1:
@@ -125,7 +135,9 @@ class ScenarioProvider:
         timed = []
         for index, segment in enumerate(self.scenario.checks.get(name or "", [])):
             origin = (
-                self.rollout_start if segment.phase is None else self.phase_starts.get(segment.phase)
+                self.rollout_start
+                if segment.phase is None
+                else self.phase_starts.get(segment.phase)
             )
             if origin is not None and origin + segment.after <= at:
                 timed.append((origin + segment.after, index, segment))
