@@ -1,0 +1,63 @@
+/**
+ * One email, start to finish: route it, describe it, deliver it, and when
+ * anything on the Telegram side fails, forward it to the legacy router.
+ * No email is dropped silently: it is delivered, forwarded, rejected because
+ * the routing table says so, or the handler throws (the sending server then
+ * sees a temporary failure and retries).
+ */
+
+import { analyse } from "./ai.js";
+import { parseEmail, readRaw } from "./mime.js";
+import { signReply } from "./replies.js";
+import { resolveRoute } from "./routing.js";
+import { formatNotification, keyboardFor, sendNotification, TelegramFailed } from "./telegram.js";
+
+export class UndeliverableError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "UndeliverableError";
+  }
+}
+
+/**
+ * Forward the original message to LEGACY_FORWARD_ADDRESS; returns "forwarded_legacy".
+ * The reason travels in an X- header so the legacy side can count fallbacks.
+ */
+export async function forwardToLegacy(message, config, reason) {
+  if (!config.legacyForwardAddress) {
+    throw new UndeliverableError(`cannot fall back (${reason}): LEGACY_FORWARD_ADDRESS is not set`);
+  }
+  console.warn(`delivery: forwarding to legacy router: ${reason}`);
+  await message.forward(config.legacyForwardAddress, new Headers({ "X-TGK-Fallback-Reason": reason }));
+  return "forwarded_legacy";
+}
+
+/** Deliver one message; resolves to the delivery status label. */
+export async function deliver(message, env, config, metrics) {
+  const route = await resolveRoute(message.to, env, config, metrics);
+
+  if (route.kind === "reject") {
+    // setReject is synchronous on Cloudflare; awaiting its result costs nothing there and
+    // lets a message handed over a service binding (Miniflare tests) finish the call.
+    await message.setReject(route.reason);
+    return "rejected";
+  }
+  if (route.kind === "unknown") return forwardToLegacy(message, config, route.reason);
+
+  const email = parseEmail(await readRaw(message.raw), message.headers);
+  const sender = email.from || message.from;
+  const analysis = await analyse(email, config, env, metrics);
+  const replyRef =
+    config.replies.enabled && env.REPLY_SIGNING_SECRET
+      ? await signReply(env.REPLY_SIGNING_SECRET, route.chatId, sender, email.subject)
+      : null;
+  const text = formatNotification({ email, route, recipient: message.to, sender, analysis, replyRef });
+
+  try {
+    await sendNotification(route.chatId, text, keyboardFor(config, replyRef), env, config, metrics);
+    return "delivered";
+  } catch (error) {
+    if (!(error instanceof TelegramFailed)) throw error;
+    return forwardToLegacy(message, config, error.reason);
+  }
+}

@@ -1,0 +1,161 @@
+// email(): routing to Telegram, and the legacy router as the safety net.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { baseVars, startFakeServer, startWorker, telegramOk } from "./harness.mjs";
+
+const SECRETS = { TELEGRAM_BOT_TOKEN: "123:test-token" };
+
+describe("an email to a routed scope", () => {
+  let fake;
+  let worker;
+  before(async () => {
+    fake = await startFakeServer({ "POST /telegram": telegramOk });
+    worker = await startWorker({ ...baseVars(fake), ...SECRETS });
+  });
+  after(async () => {
+    await worker.dispose();
+    await fake.close();
+  });
+
+  it("is posted to the scope's Telegram chat and not forwarded", async () => {
+    const result = await worker.email({ to: "billing@tgk.test", subject: "Invoice 42", body: "Please pay." });
+    assert.equal(result.error, null);
+    assert.deepEqual(result.calls, []);
+    const [post] = fake.to("/telegram");
+    assert.equal(post.path, "/telegram/bot123:test-token/sendMessage");
+    assert.equal(post.json.chat_id, "-1003");
+    assert.equal(post.json.parse_mode, "HTML");
+    assert.match(post.json.text, /\[billing\]<\/b> Invoice 42/);
+    assert.match(post.json.text, /From: Jane Doe &lt;jane@example.org&gt;/);
+    assert.match(post.json.text, /Please pay\./);
+    assert.equal(post.json.reply_markup, undefined, "no keyboard while EMAIL_REPLIES is off");
+  });
+
+  it("with plus-addressing goes to the scope, and a critical tag raises the priority", async () => {
+    const before = fake.to("/telegram").length;
+    const result = await worker.email({ to: "billing+critical@tgk.test" });
+    assert.deepEqual(result.calls, []);
+    const post = fake.to("/telegram")[before];
+    assert.equal(post.json.chat_id, "-1003");
+    assert.match(post.json.text, /^🔴 <b>\[billing\]/);
+  });
+});
+
+describe("when Telegram fails", () => {
+  let fake;
+  let mode = "500";
+  before(async () => {
+    fake = await startFakeServer({
+      "POST /telegram": () =>
+        mode === "500"
+          ? { status: 500, json: { ok: false, description: "Internal Server Error" } }
+          : { status: 200, json: { ok: true }, delayMs: 3000 },
+    });
+  });
+  after(() => fake.close());
+
+  it("a 500 answer sends the email to the legacy address, saying why", async () => {
+    mode = "500";
+    const worker = await startWorker({ ...baseVars(fake), ...SECRETS });
+    try {
+      const result = await worker.email({ to: "alerts@tgk.test" });
+      assert.equal(result.error, null);
+      assert.deepEqual(result.calls, [
+        {
+          action: "forward",
+          to: "legacy@mail.tgk.test",
+          headers: { "x-tgk-fallback-reason": "HTTP 500: Internal Server Error" },
+        },
+      ]);
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  it("a Telegram that does not answer in time also ends at the legacy address, within the budget", async () => {
+    mode = "slow";
+    const worker = await startWorker({ ...baseVars(fake), ...SECRETS, TELEGRAM_TIMEOUT_MS: "300" });
+    try {
+      const result = await worker.email({ to: "alerts@tgk.test" });
+      assert.deepEqual(result.calls.map((c) => [c.action, c.to, c.headers["x-tgk-fallback-reason"]]), [
+        ["forward", "legacy@mail.tgk.test", "timeout"],
+      ]);
+      assert.ok(result.ms < 2000, `handler took ${result.ms} ms, Telegram budget is 300 ms`);
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  it("a missing bot token is a Telegram failure too: forwarded, not dropped", async () => {
+    const worker = await startWorker({ ...baseVars(fake) });
+    try {
+      const result = await worker.email({ to: "alerts@tgk.test" });
+      assert.equal(result.calls[0].action, "forward");
+      assert.equal(result.calls[0].to, "legacy@mail.tgk.test");
+    } finally {
+      await worker.dispose();
+    }
+  });
+});
+
+describe("addresses the routing table does not route", () => {
+  let fake;
+  let worker;
+  before(async () => {
+    fake = await startFakeServer({ "POST /telegram": telegramOk });
+    worker = await startWorker({ ...baseVars(fake), ...SECRETS });
+  });
+  after(async () => {
+    await worker.dispose();
+    await fake.close();
+  });
+
+  it("an unknown scope is forwarded to the legacy address", async () => {
+    const result = await worker.email({ to: "nobody@tgk.test" });
+    assert.deepEqual(result.calls.map((c) => [c.action, c.to]), [["forward", "legacy@mail.tgk.test"]]);
+    assert.equal(result.calls[0].headers["x-tgk-fallback-reason"], "no route for nobody");
+    assert.equal(fake.to("/telegram").length, 0);
+  });
+
+  it("a domain outside the table is forwarded to the legacy address", async () => {
+    const result = await worker.email({ to: "alerts@elsewhere.test" });
+    assert.deepEqual(result.calls.map((c) => [c.action, c.to]), [["forward", "legacy@mail.tgk.test"]]);
+  });
+
+  it("an address the table marks reject is rejected with the table's reason, and nothing else", async () => {
+    const result = await worker.email({ to: "noreply@tgk.test" });
+    assert.deepEqual(result.calls, [{ action: "reject", reason: "This address does not accept mail." }]);
+    assert.equal(fake.to("/telegram").length, 0);
+  });
+});
+
+describe("a broken routing table", () => {
+  it("does not lose mail: everything goes to the legacy address", async () => {
+    const fake = await startFakeServer({ "POST /telegram": telegramOk });
+    const worker = await startWorker({ ...baseVars(fake), ...SECRETS, ROUTING_TABLE: "{not json" });
+    try {
+      const result = await worker.email({ to: "alerts@tgk.test" });
+      assert.deepEqual(result.calls.map((c) => [c.action, c.to]), [["forward", "legacy@mail.tgk.test"]]);
+      const [push] = await fake.waitFor("/metrics");
+      assert.match(push.body, /^tgk_email_route_failures_total\{.*\} 1$/m);
+    } finally {
+      await worker.dispose();
+      await fake.close();
+    }
+  });
+
+  it("with no legacy address either, the handler fails loudly instead of dropping the email", async () => {
+    const fake = await startFakeServer({});
+    const worker = await startWorker({ ...baseVars(fake), ...SECRETS, LEGACY_FORWARD_ADDRESS: "" });
+    try {
+      const result = await worker.email({ to: "nobody@tgk.test" });
+      assert.deepEqual(result.calls, []);
+      assert.match(result.error, /LEGACY_FORWARD_ADDRESS is not set/);
+      const [push] = await fake.waitFor("/metrics");
+      assert.match(push.body, /^tgk_email_delivery_total\{status="failed",.*\} 1$/m);
+    } finally {
+      await worker.dispose();
+      await fake.close();
+    }
+  });
+});
