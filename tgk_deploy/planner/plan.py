@@ -354,6 +354,26 @@ def _short(delta: timedelta) -> str:
     return "".join(parts) or f"{seconds}s"
 
 
+def declared_vars(spec: Spec, environment: str, phase: int, step_id: str) -> dict[str, str]:
+    """The vars every step up to and including this one declared for ``environment``.
+
+    A new upload carries them, so the flags earlier phases switched on stay on
+    while wrangler.toml keeps its own defaults for everything else.
+    """
+    result: dict[str, str] = {}
+    for spec_phase in spec.phases:
+        for step in spec_phase.steps:
+            if step.environment == environment:
+                for action in step.actions:
+                    if isinstance(action, DeployAction):
+                        result.update(action.deploy.vars)
+                    elif isinstance(action, SetVarsAction):
+                        result.update(action.set_vars)
+            if (spec_phase.phase, step.id) == (phase, step_id):
+                return result
+    return result
+
+
 def _step_actions(
     spec: Spec,
     observed: ObservedState,

@@ -1,0 +1,322 @@
+"""``advance``: observe, plan, check the triggers, apply the next step, verify, stamp.
+
+Triggers are checked before every step: those of the phase being advanced and
+of every earlier phase whose changes are live. A failing trigger performs the
+phase's declared response (halt, feature rollback, immediate or gradual
+rollback); an inconclusive verdict halts with the reason, never passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from tgk_deploy.engine.apply import ActionOutcome, Applier
+from tgk_deploy.engine.context import Context
+from tgk_deploy.errors import ExitCode
+from tgk_deploy.planner.observed import ObservedState
+from tgk_deploy.planner.plan import (
+    Plan,
+    RefusalReason,
+    candidate_of,
+    find_position,
+    find_stable,
+    plan,
+)
+from tgk_deploy.spec.models import Response, ResponseKind
+from tgk_deploy.triggers.evaluate import GateKind, GateVerdict, LiveVersions, Outcome
+
+
+class AdvanceStatus(StrEnum):
+    APPLIED = "applied"
+    PLANNED = "planned"  # --dry-run
+    REFUSED = "refused"
+    TRIGGERED = "triggered"  # a trigger fired; the declared response ran
+    INCONCLUSIVE = "inconclusive"
+    DECLINED = "declined"  # the operator said no at the prompt
+
+
+class AdvanceReport(BaseModel):
+    run_id: str
+    phase: int
+    status: AdvanceStatus
+    step: str | None = None
+    plan: Plan | None = None
+    verdicts: list[GateVerdict] = Field(default_factory=list)
+    outcomes: list[ActionOutcome] = Field(default_factory=list)
+    response: Response | None = None
+    response_report: dict[str, object] | None = None
+    message: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return {
+            AdvanceStatus.APPLIED: ExitCode.OK,
+            AdvanceStatus.PLANNED: ExitCode.OK,
+            AdvanceStatus.REFUSED: ExitCode.REFUSED,
+            AdvanceStatus.TRIGGERED: ExitCode.FAILED,
+            AdvanceStatus.INCONCLUSIVE: ExitCode.INCONCLUSIVE,
+            AdvanceStatus.DECLINED: ExitCode.REFUSED,
+        }[self.status]
+
+
+def live_versions(observed: ObservedState, phase: int) -> LiveVersions:
+    production = observed.environments.get("production")
+    if production is None:
+        return LiveVersions()
+    candidate = candidate_of(production, phase)
+    stable = find_stable(production, candidate.id if candidate else None)
+    if candidate is None and production.live and len(production.live.versions) == 1:
+        return LiveVersions(candidate=production.live.versions[0].version_id, stable=stable)
+    return LiveVersions(candidate=candidate.id if candidate else None, stable=stable)
+
+
+def live_phases(ctx: Context, observed: ObservedState, phase: int) -> list[int]:
+    """The phase being advanced and every earlier phase: their changes are what is live."""
+    position = find_position(ctx.spec, observed)
+    highest = max(phase, position.phase if position else 1)
+    return [p.phase for p in ctx.spec.phases if p.phase <= highest]
+
+
+def check_triggers(ctx: Context, observed: ObservedState, phase: int) -> list[GateVerdict]:
+    from tgk_deploy.triggers.gate import run_gate
+
+    if ctx.metrics is None:
+        return []
+    versions = live_versions(observed, phase)
+    verdicts = []
+    for number in live_phases(ctx, observed, phase):
+        verdict = run_gate(
+            ctx.spec, number, GateKind.TRIGGERS, ctx.metrics, versions, ctx.clock.now
+        )
+        verdicts.append(verdict)
+        _journal_verdict(ctx, verdict)
+        ctx.emit(
+            "verdict",
+            f"phase {number} triggers: {verdict.outcome} ({verdict.why})",
+            verdict=verdict,
+        )
+    return verdicts
+
+
+def check_success(ctx: Context, observed: ObservedState, phase: int) -> GateVerdict | None:
+    from tgk_deploy.triggers.gate import run_gate
+
+    if ctx.metrics is None:
+        return None
+    verdict = run_gate(
+        ctx.spec,
+        phase,
+        GateKind.SUCCESS,
+        ctx.metrics,
+        live_versions(observed, phase),
+        ctx.clock.now,
+    )
+    _journal_verdict(ctx, verdict)
+    ctx.emit(
+        "verdict",
+        f"phase {phase} success criteria: {verdict.outcome} ({verdict.why})",
+        verdict=verdict,
+    )
+    return verdict
+
+
+def _journal_verdict(ctx: Context, verdict: GateVerdict) -> None:
+    if ctx.journal is None:
+        return
+    for check in verdict.checks:
+        ctx.journal.verdict(
+            ctx.run_id,
+            check.check,
+            check.kind.value,
+            check.outcome.value,
+            check.model_dump(mode="json"),
+        )
+
+
+def fired_response(ctx: Context, verdicts: list[GateVerdict]) -> tuple[Response, str] | None:
+    """The strongest declared response among the triggers that fired, and which fired."""
+    strength = {
+        ResponseKind.HALT: 0,
+        ResponseKind.FEATURE_ROLLBACK: 1,
+        ResponseKind.GRADUAL_ROLLBACK: 2,
+        ResponseKind.IMMEDIATE_ROLLBACK: 3,
+    }
+    chosen: tuple[Response, str] | None = None
+    for verdict in verdicts:
+        phase = ctx.spec.phase(verdict.phase)
+        for check in verdict.checks:
+            if check.outcome is not Outcome.FAIL:
+                continue
+            trigger = next(t for t in phase.rollback_triggers if t.name == check.check)
+            response = phase.response_for(trigger)
+            if chosen is None or strength[response.action] > strength[chosen[0].action]:
+                chosen = (response, f"phase {verdict.phase} {check.check}: {check.why}")
+    return chosen
+
+
+def perform_response(ctx: Context, response: Response) -> dict[str, object]:
+    from tgk_deploy.engine import rollback
+
+    if response.action is ResponseKind.HALT:
+        return {"halted": True}
+    if response.action is ResponseKind.FEATURE_ROLLBACK:
+        return rollback.feature(ctx, response.feature or "").model_dump(mode="json")
+    if response.action is ResponseKind.GRADUAL_ROLLBACK:
+        return rollback.gradual(ctx).model_dump(mode="json")
+    return rollback.immediate(ctx).model_dump(mode="json")
+
+
+def advance(
+    ctx: Context,
+    phase: int,
+    *,
+    dry_run: bool = False,
+    wait: bool = False,
+    interval: timedelta = timedelta(minutes=5),
+    confirm: Callable[[Plan], bool] | None = None,
+    max_wait: timedelta | None = None,
+) -> AdvanceReport:
+    """Apply the next step of ``phase`` if everything allows it; report what happened and why."""
+    spec = ctx.spec
+    spec.phase(phase)  # unknown phase -> KeyError early, mapped by the CLI
+    started = ctx.clock.now()
+    report = AdvanceReport(run_id=ctx.run_id, phase=phase, status=AdvanceStatus.REFUSED)
+    if ctx.journal is not None and not dry_run:
+        ctx.journal.start_run(ctx.run_id, "advance", phase=phase, operator=ctx.operator)
+    try:
+        while True:
+            observed = ctx.observe()
+            bundle = ctx.bundle_hash("production")
+            step_plan = plan(spec, observed, phase, bundle)
+            report.plan, report.step = step_plan, step_plan.step
+            if step_plan.step is None:
+                report.message = "; ".join(r.message for r in step_plan.refusals)
+                return report
+            if step_plan.environment and step_plan.environment != "production":
+                bundle = ctx.bundle_hash(step_plan.environment)
+                step_plan = plan(spec, observed, phase, bundle)
+                report.plan = step_plan
+            verdicts = check_triggers(ctx, observed, phase)
+            report.verdicts = verdicts
+            fired = fired_response(ctx, verdicts)
+            if fired is not None:
+                response, why = fired
+                report.status, report.response = AdvanceStatus.TRIGGERED, response
+                report.message = f"trigger fired: {why}; response: {response.action}"
+                ctx.emit("response", report.message)
+                if not dry_run:
+                    report.response_report = perform_response(ctx, response)
+                return report
+            inconclusive = [v for v in verdicts if v.outcome is Outcome.INCONCLUSIVE]
+            if inconclusive:
+                report.status = AdvanceStatus.INCONCLUSIVE
+                report.message = "triggers inconclusive: " + "; ".join(v.why for v in inconclusive)
+                return report
+            blocking = [r for r in step_plan.refusals]
+            only_bake = blocking and all(r.reason is RefusalReason.BAKE for r in blocking)
+            if blocking and wait and only_bake:
+                until = max(r.wait_until for r in blocking if r.wait_until)
+                if max_wait is not None and until - started > max_wait:
+                    report.message = blocking[0].message
+                    return report
+                pause = min(interval, until - ctx.clock.now())
+                ctx.emit("wait", blocking[0].message, until=until, verdicts=verdicts)
+                ctx.clock.sleep(max(pause.total_seconds(), 1.0))
+                continue
+            if blocking:
+                report.message = "; ".join(r.message for r in blocking)
+                return report
+            if step_plan.require_success:
+                verdict = check_success(ctx, observed, phase)
+                if verdict is not None:
+                    report.verdicts.append(verdict)
+                    if verdict.outcome is not Outcome.PASS:
+                        if wait and (max_wait is None or ctx.clock.now() - started < max_wait):
+                            ctx.emit("wait", f"success criteria: {verdict.why}", verdicts=[verdict])
+                            ctx.clock.sleep(interval.total_seconds())
+                            continue
+                        status = (
+                            AdvanceStatus.INCONCLUSIVE
+                            if verdict.outcome is Outcome.INCONCLUSIVE
+                            else AdvanceStatus.REFUSED
+                        )
+                        report.status = status
+                        report.message = (
+                            f"success criteria of phase {phase} do not pass yet: {verdict.why}"
+                        )
+                        return report
+            if dry_run:
+                report.status = AdvanceStatus.PLANNED
+                return report
+            if confirm is not None and not confirm(step_plan):
+                report.status = AdvanceStatus.DECLINED
+                report.message = "not confirmed: nothing was changed"
+                return report
+            ctx.emit(
+                "step", f"phase {phase} step {step_plan.step}: {len(step_plan.actions)} action(s)"
+            )
+            applier = Applier(ctx, observed)
+            try:
+                for action in step_plan.actions:
+                    applier.apply(action)
+            finally:
+                report.outcomes = applier.outcomes
+            report.status = AdvanceStatus.APPLIED
+            report.message = f"phase {phase} step {step_plan.step} applied"
+            return report
+    finally:
+        if ctx.journal is not None and not dry_run:
+            ctx.journal.finish_run(
+                ctx.run_id, report.status.value, step=report.step, message=report.message
+            )
+
+
+def approve(ctx: Context, phase: int, step: str) -> dict[str, object]:
+    """Record an approval on Cloudflare: a deployment of the same split, annotated."""
+    from tgk_deploy.errors import ConfigError, RefusedError
+    from tgk_deploy.planner.observed import MarkKind, RolloutMark
+
+    phase_spec = ctx.spec.phase(phase)
+    if not any(s.id == step for s in phase_spec.steps):
+        raise ConfigError(
+            f"phase {phase} has no step {step!r}; steps: {', '.join(s.id for s in phase_spec.steps)}"
+        )
+    target = phase_spec.steps[phase_spec.step_index(step)]
+    if target.approval is None:
+        raise ConfigError(f"step {step} of phase {phase} does not wait for approval")
+    observed = ctx.observe()
+    step_plan = plan(ctx.spec, observed, phase, "")
+    if step_plan.step != step:
+        raise RefusedError(
+            f"step {step} is not the next step of phase {phase} (next: {step_plan.step or 'none'})",
+            hint=f"tgk-deploy plan --phase {phase}",
+        )
+    if step_plan.approval:
+        return {"approved": True, "already": True, "by": step_plan.approval}
+    env = observed.environments[target.environment]
+    live = env.live
+    if live is None:
+        raise RefusedError(f"{env.script} has no deployment to record the approval on")
+    mark = RolloutMark(
+        phase=phase, kind=MarkKind.APPROVAL, step=step, detail=ctx.operator, run_id=ctx.run_id
+    )
+    shares = {v.version_id: v.percentage for v in live.versions}
+    deployment = ctx.api.deploy(
+        env.script, shares, message=mark.render(), allow_force=ctx.allow_force
+    )
+    if ctx.journal is not None:
+        ctx.journal.start_run(ctx.run_id, "approve", phase=phase, step=step)
+        ctx.journal.action(
+            ctx.run_id,
+            "approval",
+            f"approved by {ctx.operator}",
+            "applied",
+            target.environment,
+            {"deployment": deployment.id},
+        )
+        ctx.journal.finish_run(ctx.run_id, "succeeded")
+    return {"approved": True, "by": ctx.operator, "deployment": deployment.id}

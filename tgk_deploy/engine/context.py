@@ -1,0 +1,135 @@
+"""Everything one engine run needs, gathered once: spec, Cloudflare, metrics, journal, clock.
+
+Commands build a ``Context`` with ``open_context`` and hand it to the engine
+functions; tests and ``rehearse`` build one around the emulator, a scenario
+and a simulated clock. The engine reports progress through ``events`` and
+never prints.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tgk_deploy.engine.clock import Clock, SystemClock
+from tgk_deploy.planner.observed import ObservedState
+from tgk_deploy.spec.load import find_project_file, load_spec
+from tgk_deploy.spec.models import Spec
+
+if TYPE_CHECKING:
+    from tgk_deploy.cloudflare.api import CloudflareAPI
+    from tgk_deploy.journal.store import Journal
+    from tgk_deploy.triggers.samples import MetricsProvider
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a person watching should see now (a live display, a log line)."""
+
+    kind: str  # step, action, verdict, wait, response, note
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run_id() -> str:
+    return "r" + secrets.token_hex(4)
+
+
+@dataclass
+class Context:
+    spec: Spec
+    project_dir: Path
+    api: CloudflareAPI
+    clock: Clock = field(default_factory=SystemClock)
+    metrics: MetricsProvider | None = None
+    journal: Journal | None = None
+    run_id: str = field(default_factory=new_run_id)
+    events: Callable[[Event], None] = lambda event: None
+    allow_force: bool = False
+    operator: str = "unknown"
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.project_dir / self.spec.project.bundle
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.project_dir / "backups"
+
+    @property
+    def lock_path(self) -> Path:
+        return (self.project_dir / self.spec.project.journal).parent / "run.lock"
+
+    def emit(self, kind: str, message: str, **data: Any) -> None:
+        self.events(Event(kind, message, data))
+
+    def scripts(self) -> dict[str, str]:
+        return {name: env.script for name, env in self.spec.project.environments.items()}
+
+    def observe(self) -> ObservedState:
+        """What Cloudflare says now, plus the local D1 backups already taken."""
+        from tgk_deploy.cloudflare.observe import observe
+
+        observed = observe(self.api, self.spec.project, now=self.clock.now())
+        if self.backups_dir.is_dir():
+            observed.backups = sorted(p.stem for p in self.backups_dir.glob("*.sql"))
+        return observed
+
+    def bundle_hash(self, environment: str) -> str:
+        from tgk_deploy.bundle import read_bundle
+
+        return read_bundle(self.bundle_dir, environment).content_hash
+
+
+def load_project_spec(project_file: Path | None) -> tuple[Spec, Path]:
+    from tgk_deploy.errors import ConfigError
+
+    path = project_file or find_project_file()
+    if path is None:
+        raise ConfigError("no tgk-deploy.yaml here or in a parent folder; pass --project FILE")
+    return load_spec(path), path.parent.resolve()
+
+
+@contextmanager
+def open_context(
+    project_file: Path | None,
+    *,
+    timeout: float = 60.0,
+    with_metrics: bool = True,
+    with_journal: bool = True,
+    events: Callable[[Event], None] | None = None,
+    allow_force: bool = False,
+) -> Iterator[Context]:
+    """A context on the real (or ``CLOUDFLARE_API_BASE_URL``) API, from the environment."""
+    import getpass
+    import os
+
+    from tgk_deploy.cloudflare.api import CloudflareAPI
+    from tgk_deploy.journal.store import Journal
+
+    spec, project_dir = load_project_spec(project_file)
+    with ExitStack() as stack:
+        api = stack.enter_context(CloudflareAPI.from_env(spec.project, timeout=timeout))
+        metrics = None
+        if with_metrics:
+            from tgk_deploy.triggers.prometheus import PrometheusClient
+
+            metrics = stack.enter_context(PrometheusClient.from_spec(spec.project.prometheus))
+        journal = None
+        if with_journal:
+            path = Path(os.environ.get("TGK_DEPLOY_JOURNAL") or project_dir / spec.project.journal)
+            journal = stack.enter_context(Journal(path))
+        yield Context(
+            spec=spec,
+            project_dir=project_dir,
+            api=api,
+            metrics=metrics,
+            journal=journal,
+            events=events or (lambda event: None),
+            allow_force=allow_force,
+            operator=os.environ.get("TGK_DEPLOY_OPERATOR") or getpass.getuser(),
+        )

@@ -1,0 +1,213 @@
+"""Every rollback: immediate, gradual, feature, to a named version, and the teardown.
+
+None of them waits on Prometheus before acting (the gradual one checks the
+triggers between its steps, to report and to decide whether to hurry) and
+none reads the journal: the plan comes from Cloudflare's deployment history.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, Field
+
+from tgk_deploy.engine.apply import ActionOutcome, Applier
+from tgk_deploy.engine.context import Context
+from tgk_deploy.errors import CloudflareError, RefusedError, TgkError
+from tgk_deploy.planner.observed import ObservedState
+from tgk_deploy.planner.rollback import (
+    RollbackMode,
+    RollbackPlan,
+    plan_feature,
+    plan_gradual_step,
+    plan_immediate,
+    plan_to_version,
+)
+from tgk_deploy.triggers.evaluate import GateVerdict, Outcome
+
+
+class RollbackReport(BaseModel):
+    run_id: str
+    mode: RollbackMode
+    phase: int | None = None
+    plans: list[RollbackPlan] = Field(default_factory=list)
+    outcomes: list[ActionOutcome] = Field(default_factory=list)
+    verdicts: list[GateVerdict] = Field(default_factory=list)
+    done: bool = False
+    message: str = ""
+
+
+def _refuse_if(plan: RollbackPlan) -> None:
+    if plan.refusals:
+        refusal = plan.refusals[0]
+        raise RefusedError(refusal.message, hint=refusal.command)
+
+
+def _run(
+    ctx: Context,
+    plan: RollbackPlan,
+    observed: ObservedState,
+    report: RollbackReport,
+    *,
+    dry_run: bool,
+) -> None:
+    """Apply the plan wave by wave; on failure say exactly what Cloudflare now has."""
+    report.plans.append(plan)
+    if dry_run or plan.done:
+        return
+    applier = Applier(ctx, observed, guard=False)
+    try:
+        for wave in plan.waves:
+            applier.apply_wave(wave)
+    except TgkError as error:
+        done = [o.description for o in applier.outcomes if o.status == "applied"]
+        state = "; ".join(done) if done else "nothing changed yet"
+        raise CloudflareError(
+            f"rollback ({plan.mode})",
+            state_left=f"{state}. Failed: {error.message}",
+            hint="run the same rollback command again: it only does what is not done yet",
+        ) from error
+    finally:
+        report.outcomes.extend(applier.outcomes)
+
+
+def _journal(ctx: Context, command: str, phase: int | None, *, start: bool) -> None:
+    if ctx.journal is None:
+        return
+    if start:
+        ctx.journal.start_run(ctx.run_id, command, phase=phase, operator=ctx.operator)
+
+
+def _finish(ctx: Context, report: RollbackReport, status: str) -> None:
+    if ctx.journal is not None:
+        ctx.journal.finish_run(ctx.run_id, status, message=report.message)
+
+
+def immediate(
+    ctx: Context, *, dry_run: bool = False, environment: str = "production"
+) -> RollbackReport:
+    observed = ctx.observe()
+    plan = plan_immediate(ctx.spec, observed, environment, run_id=ctx.run_id)
+    _refuse_if(plan)
+    report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.IMMEDIATE, phase=plan.phase)
+    if not dry_run:
+        _journal(ctx, "rollback", plan.phase, start=True)
+    try:
+        _run(ctx, plan, observed, report, dry_run=dry_run)
+    except TgkError:
+        report.message = "immediate rollback failed part-way"
+        _finish(ctx, report, "failed")
+        raise
+    report.done = not dry_run
+    report.message = (
+        "already rolled back: nothing to do"
+        if plan.done
+        else f"phase {plan.phase} rolled back: all traffic on {plan.stable_version_id}"
+    )
+    if not dry_run:
+        _finish(ctx, report, "succeeded")
+    return report
+
+
+def gradual(
+    ctx: Context,
+    *,
+    dry_run: bool = False,
+    environment: str = "production",
+    interval: timedelta | None = None,
+) -> RollbackReport:
+    """75 -> 50 -> 25 -> 0 %, the configured interval between steps, then the full rollback.
+
+    Triggers are checked between steps; if one fires the remaining steps are
+    skipped and the full rollback happens at once. Interrupted, it resumes from
+    the live share: running it again continues.
+    """
+    from tgk_deploy.engine.advance import check_triggers
+
+    pause = interval if interval is not None else ctx.spec.project.rollback.gradual.interval
+    report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.GRADUAL)
+    if not dry_run:
+        _journal(ctx, "rollback", None, start=True)
+    try:
+        while True:
+            observed = ctx.observe()
+            step = plan_gradual_step(ctx.spec, observed, environment, run_id=ctx.run_id)
+            _refuse_if(step)
+            report.phase = step.phase
+            if dry_run:
+                report.plans.append(step)
+                return report
+            if step.next_share == 0 or step.done:
+                _run(ctx, step, observed, report, dry_run=False)
+                break
+            ctx.emit("step", f"gradual rollback: candidate to {step.next_share} %")
+            _run(ctx, step, observed, report, dry_run=False)
+            ctx.emit("wait", f"next gradual step in {pause}", until=ctx.clock.now() + pause)
+            ctx.clock.sleep(pause.total_seconds())
+            observed = ctx.observe()
+            verdicts = check_triggers(ctx, observed, step.phase or 1)
+            report.verdicts.extend(verdicts)
+            if any(v.outcome is Outcome.FAIL for v in verdicts):
+                ctx.emit(
+                    "response",
+                    "a trigger fired during the gradual rollback: rolling back fully now",
+                )
+                final = plan_immediate(
+                    ctx.spec, observed, environment, run_id=ctx.run_id, detail="gradual"
+                )
+                _run(ctx, final, observed, report, dry_run=False)
+                break
+    except TgkError:
+        report.message = "gradual rollback stopped part-way; run it again to continue"
+        _finish(ctx, report, "failed")
+        raise
+    report.done = True
+    report.message = f"phase {report.phase} rolled back gradually"
+    _finish(ctx, report, "succeeded")
+    return report
+
+
+def feature(
+    ctx: Context, name: str, *, dry_run: bool = False, environment: str = "production"
+) -> RollbackReport:
+    from tgk_deploy.errors import ConfigError
+
+    if name not in ctx.spec.project.features:
+        known = ", ".join(sorted(ctx.spec.project.features))
+        raise ConfigError(f"no feature {name!r}; the project has: {known}")
+    observed = ctx.observe()
+    plan = plan_feature(ctx.spec, observed, name, environment, run_id=ctx.run_id)
+    report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.FEATURE, phase=plan.phase)
+    if not dry_run:
+        _journal(ctx, "rollback", plan.phase, start=True)
+    try:
+        _run(ctx, plan, observed, report, dry_run=dry_run)
+    except TgkError:
+        _finish(ctx, report, "failed")
+        raise
+    report.done = not dry_run
+    report.message = f"feature {name} is off" + (" (it already was)" if plan.done else "")
+    if not dry_run:
+        _finish(ctx, report, "succeeded")
+    return report
+
+
+def to_version(
+    ctx: Context, version_id: str, *, dry_run: bool = False, environment: str = "production"
+) -> RollbackReport:
+    observed = ctx.observe()
+    plan = plan_to_version(observed, version_id, environment, run_id=ctx.run_id)
+    _refuse_if(plan)
+    report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.TO_VERSION)
+    if not dry_run:
+        _journal(ctx, "rollback", None, start=True)
+    try:
+        _run(ctx, plan, observed, report, dry_run=dry_run)
+    except TgkError:
+        _finish(ctx, report, "failed")
+        raise
+    report.done = not dry_run
+    report.message = f"all traffic on {version_id}" + (" (it already was)" if plan.done else "")
+    if not dry_run:
+        _finish(ctx, report, "succeeded")
+    return report
