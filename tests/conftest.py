@@ -1,4 +1,5 @@
 """Shared fixtures: each real part has tests/fixtures/<part>.py, imported here."""
 
 from tests.fixtures.prometheus import prometheus  # noqa: F401
+from tests.fixtures.receivers import receivers  # noqa: F401
 from tests.fixtures.spec import fresh, spec  # noqa: F401

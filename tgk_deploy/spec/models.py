@@ -482,6 +482,53 @@ class RollbackSpec(StrictModel):
     gradual: GradualRollbackSpec = Field(default_factory=GradualRollbackSpec)
 
 
+class NotificationEvent(StrEnum):
+    """What tgk-deploy tells people about (Slack, PagerDuty)."""
+
+    TRIGGER_FIRED = "trigger-fired"
+    ROLLBACK_STARTED = "rollback-started"
+    ROLLBACK_FINISHED = "rollback-finished"
+    PHASE_COMPLETE = "phase-complete"
+    APPROVAL_NEEDED = "approval-needed"
+
+
+class SlackSpec(StrictModel):
+    """A Slack incoming webhook; unset variable = Slack is skipped."""
+
+    webhook_url: EnvRef
+    events: list[NotificationEvent] = Field(
+        default_factory=lambda: list(NotificationEvent),
+        description="the events posted (default: all)",
+    )
+
+
+class PagerDutySpec(StrictModel):
+    """PagerDuty Events API v2; unset variable = PagerDuty is skipped."""
+
+    routing_key: EnvRef = Field(description="the integration key of the service")
+    url: Annotated[str, StringConstraints(pattern=r"^https?://")] = Field(
+        default="https://events.pagerduty.com/v2/enqueue"
+    )
+    events: list[NotificationEvent] = Field(
+        default_factory=lambda: [
+            NotificationEvent.TRIGGER_FIRED,
+            NotificationEvent.ROLLBACK_STARTED,
+            NotificationEvent.ROLLBACK_FINISHED,
+        ],
+        description="the events sent (default: the ones worth waking someone for)",
+    )
+
+
+class NotificationsSpec(StrictModel):
+    """Where to tell people; sending never blocks or fails a rollback beyond ``timeout``."""
+
+    slack: SlackSpec | None = None
+    pagerduty: PagerDutySpec | None = None
+    timeout: Duration = Field(
+        default=timedelta(seconds=2), description="total time allowed for all sends together"
+    )
+
+
 class Project(StrictModel):
     schema_: str | None = Field(default=None, alias="$schema", exclude=True)
     account_id: EnvRef
@@ -493,6 +540,7 @@ class Project(StrictModel):
     d1: dict[Slug, D1Spec] = Field(default_factory=dict)
     r2: dict[Slug, R2Spec] = Field(default_factory=dict)
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
+    notifications: NotificationsSpec | None = None
     phases_dir: str = Field(default="phases")
     journal: str = Field(default=".tgk-deploy/journal.sqlite")
 
