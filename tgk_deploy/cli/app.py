@@ -10,7 +10,17 @@ from __future__ import annotations
 import typer
 
 from tgk_deploy import __version__
-from tgk_deploy.cli import advance, export, gate, history, plan, rollback, schema, validate
+from tgk_deploy.cli import (
+    advance,
+    bundle,
+    export,
+    gate,
+    history,
+    plan,
+    rollback,
+    schema,
+    validate,
+)
 
 app = typer.Typer(
     name="tgk-deploy",
@@ -42,7 +52,7 @@ def _root(
     """Phased, metric-gated rollouts of the tgk Email Worker on Cloudflare."""
 
 
-for module in (validate, schema, plan, advance, rollback, gate, history, export):
+for module in (validate, schema, plan, advance, rollback, gate, history, export, bundle):
     module.register(app)
 
 
