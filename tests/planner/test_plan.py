@@ -58,7 +58,7 @@ def test_fresh_account_starts_with_phase_one_on_staging(spec, fresh):
     assert first.ready
     assert (first.step, first.environment) == ("staging", "staging")
     assert kinds(first) == ["upload_version", "set_traffic", "stamp"]
-    assert first.actions[-1].mark == "tgk-deploy phase=1 step=staging"
+    assert first.actions[-1].mark == "tgk p=1 s=staging"
 
 
 def test_whole_rollout_visits_every_step_of_every_phase_in_order(spec, fresh):
@@ -290,7 +290,7 @@ def test_traffic_without_a_live_candidate_is_refused(spec, fresh):
             update={
                 "id": "x",
                 "versions": [VersionShare(version_id=stable, percentage=100)],
-                "message": "tgk-deploy phase=1 advisory=manual",
+                "message": "tgk p=1 note=manual",
             }
         ),
     )
@@ -327,6 +327,10 @@ def test_marks_round_trip_through_the_annotation():
         RolloutMark(phase=3, kind=MarkKind.ROLLBACK, detail="gradual:25"),
     ):
         assert RolloutMark.parse(mark.render()) == mark
-        assert len(mark.render()) <= 100
+        assert len(mark.render()) <= 50
+    longest = RolloutMark(
+        phase=5, kind=MarkKind.APPROVAL, step="s" * 28, detail="x" * 80, run_id="r1234abcd"
+    )
+    assert len(longest.render()) <= 50 and RolloutMark.parse(longest.render()).step == "s" * 28
     assert RolloutMark.parse("Secret Change") is None
-    assert RolloutMark.parse("tgk-deploy phase=x step=y") is None
+    assert RolloutMark.parse("tgk p=x s=y") is None

@@ -42,7 +42,7 @@ def test_immediate_rollback_in_a_canary_pins_stable_and_restores_legacy_routing_
     (wave,) = rollback.waves
     pin, *rules = wave
     assert isinstance(pin, PinVersion) and pin.version_id == "production-v1"
-    assert pin.message == "tgk-deploy phase=1 rollback=immediate run=r1"
+    assert pin.message == "tgk p=1 rb=immediate r=r1"
     assert {(r.rule, r.enabled) for r in rules if isinstance(r, SetEmailRule)} == {
         ("worker", False)
     }
@@ -66,7 +66,7 @@ def test_rolling_back_phase_two_switches_the_ai_feature_off_on_the_stable_versio
     assert isinstance(switch, SetVars)
     assert switch.base_version_id == rollback.stable_version_id
     assert switch.remove_secrets == ["OPENAI_API_KEY"] and switch.vars == {"AI_ANALYSIS": "false"}
-    assert switch.message.startswith("tgk-deploy phase=2 rollback=immediate")
+    assert switch.message.startswith("tgk p=2 rb=immediate")
     after = apply_waves(state, rollback)
     production = after.environments["production"]
     live_version = production.versions[production.live.versions[0].version_id]
@@ -107,7 +107,7 @@ def test_gradual_steps_carry_an_advisory_mark_so_they_are_not_drift(spec, fresh)
     step = plan_gradual_step(spec, state)
     (traffic,) = step.waves[0]
     assert isinstance(traffic, SetTraffic) and traffic.percentage == 75
-    assert "advisory=gradual:75" in traffic.message
+    assert "note=gradual:75" in traffic.message
 
 
 def test_an_interrupted_gradual_rollback_resumes_from_the_live_share(spec, fresh):

@@ -175,7 +175,7 @@ class Applier:
                     f"({bundle.content_hash[:12]} now, {action.bundle_hash[:12]} planned)",
                     hint="run the command again to plan with the current bundle",
                 )
-            message = f"tgk-deploy upload {action.tag} run={run_id}"
+            message = f"tgk upload {action.tag} r={run_id}"
             version = api.upload_version(
                 action.script, bundle, vars=action.vars, tag=action.tag, message=message
             )
@@ -323,7 +323,7 @@ class Applier:
                 add_secrets=add_secrets or [],
                 remove_secrets=remove_secrets or [],
                 tag=tag or (base.tag if base else None),
-                message=message or f"tgk-deploy derived from {target[:8]} run={self.ctx.run_id}",
+                message=message or f"tgk derived from {target[:8]} r={self.ctx.run_id}",
             )
             replaced[target] = version.id
         wanted = {replaced.get(v, v): p for v, p in shares.items()}

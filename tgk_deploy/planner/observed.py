@@ -14,7 +14,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MARK_PREFIX = "tgk-deploy"
+MARK_PREFIX = "tgk"
+MARK_MAX = 50  # Cloudflare's limit on a deployment's workers/message
 _MARK_FIELD = re.compile(r"(\w+)=(\S+)")
 
 
@@ -25,11 +26,19 @@ class MarkKind(StrEnum):
     ADVISORY = "advisory"  # a deployment we made mid-operation (e.g. gradual rollback steps)
 
 
+_KEYS = {
+    MarkKind.STEP: "s",
+    MarkKind.APPROVAL: "ok",
+    MarkKind.ROLLBACK: "rb",
+    MarkKind.ADVISORY: "note",
+}
+
+
 class RolloutMark(BaseModel):
     """tgk-deploy's stamp in a deployment's ``workers/message`` annotation.
 
-    Rendered as ``tgk-deploy phase=2 step=canary-25 run=r1a2b3c4``; Cloudflare
-    keeps at most 100 characters, which these always fit in.
+    Rendered as ``tgk p=2 s=canary-25 r=r1a2b3c4``: Cloudflare keeps at most 50
+    characters, so the keys are short (step ids are at most 28 characters).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -37,22 +46,18 @@ class RolloutMark(BaseModel):
     phase: int
     kind: MarkKind
     step: str | None = None  # for STEP and APPROVAL
-    detail: str | None = None  # rollback mode (immediate, gradual:50, feature:ai), approver
+    detail: str | None = None  # rollback mode (immediate, gradual, feature:ai), approver, note
     run_id: str = ""
 
     def render(self) -> str:
-        fields = [MARK_PREFIX, f"phase={self.phase}"]
-        if self.kind is MarkKind.STEP:
-            fields.append(f"step={self.step}")
-        elif self.kind is MarkKind.APPROVAL:
-            fields += [f"approved={self.step}", f"by={self.detail or 'unknown'}"]
-        elif self.kind is MarkKind.ROLLBACK:
-            fields.append(f"rollback={self.detail}")
-        else:
-            fields.append(f"advisory={self.detail}")
-        if self.run_id:
-            fields.append(f"run={self.run_id}")
-        return " ".join(fields)[:100]
+        value = self.step if self.kind in (MarkKind.STEP, MarkKind.APPROVAL) else self.detail
+        fields = [MARK_PREFIX, f"p={self.phase}", f"{_KEYS[self.kind]}={value}"]
+        tail = [f"r={self.run_id}"] if self.run_id else []
+        if self.kind is MarkKind.APPROVAL and self.detail:
+            room = MARK_MAX - len(" ".join([*fields, *tail])) - len(" by=")
+            if room > 0:
+                fields.append(f"by={self.detail[:room]}")
+        return " ".join([*fields, *tail])[:MARK_MAX]
 
     @classmethod
     def parse(cls, message: str | None) -> RolloutMark | None:
@@ -60,26 +65,20 @@ class RolloutMark(BaseModel):
             return None
         fields = dict(_MARK_FIELD.findall(message))
         try:
-            phase = int(fields["phase"])
+            phase = int(fields["p"])
         except (KeyError, ValueError):
             return None
-        run_id = fields.get("run", "")
-        if "step" in fields:
-            return cls(phase=phase, kind=MarkKind.STEP, step=fields["step"], run_id=run_id)
-        if "approved" in fields:
-            return cls(
-                phase=phase,
-                kind=MarkKind.APPROVAL,
-                step=fields["approved"],
-                detail=fields.get("by"),
-                run_id=run_id,
-            )
-        if "rollback" in fields:
-            kind, detail = MarkKind.ROLLBACK, fields["rollback"]
-            return cls(phase=phase, kind=kind, detail=detail, run_id=run_id)
-        if "advisory" in fields:
-            kind, detail = MarkKind.ADVISORY, fields["advisory"]
-            return cls(phase=phase, kind=kind, detail=detail, run_id=run_id)
+        run_id = fields.get("r", "")
+        for kind, key in _KEYS.items():
+            if key in fields:
+                value = fields[key]
+                if kind is MarkKind.STEP:
+                    return cls(phase=phase, kind=kind, step=value, run_id=run_id)
+                if kind is MarkKind.APPROVAL:
+                    return cls(
+                        phase=phase, kind=kind, step=value, detail=fields.get("by"), run_id=run_id
+                    )
+                return cls(phase=phase, kind=kind, detail=value, run_id=run_id)
         return None
 
 

@@ -369,8 +369,11 @@ class Risk(StrEnum):
     CRITICAL = "critical"
 
 
+StepId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,27}$")]
+
+
 class Step(StrictModel):
-    id: Slug
+    id: StepId = Field(description="short: it is written into Cloudflare's 50-character annotation")
     description: str = ""
     environment: Slug = "production"
     actions: list[Action] = Field(default_factory=list)
