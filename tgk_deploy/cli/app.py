@@ -13,6 +13,7 @@ from tgk_deploy import __version__
 from tgk_deploy.cli import (
     advance,
     bundle,
+    emulator,
     export,
     gate,
     history,
@@ -52,7 +53,7 @@ def _root(
     """Phased, metric-gated rollouts of the tgk Email Worker on Cloudflare."""
 
 
-for module in (validate, schema, plan, advance, rollback, gate, history, export, bundle):
+for module in (validate, schema, plan, advance, rollback, gate, history, export, bundle, emulator):
     module.register(app)
 
 
