@@ -25,7 +25,10 @@ FAST = RetryPolicy(
 def vector(value: str = "0.5", warnings: list[str] | None = None) -> dict[str, object]:
     body: dict[str, object] = {
         "status": "success",
-        "data": {"resultType": "vector", "result": [{"metric": {}, "value": [AT.timestamp(), value]}]},
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": {}, "value": [AT.timestamp(), value]}],
+        },
     }
     if warnings:
         body["warnings"] = warnings
@@ -60,7 +63,12 @@ def test_a_range_query_posts_start_end_and_step(client):
             "status": "success",
             "data": {
                 "resultType": "matrix",
-                "result": [{"metric": {"version": "a"}, "values": [[AT.timestamp() - 60, "1"], [AT.timestamp(), "NaN"]]}],
+                "result": [
+                    {
+                        "metric": {"version": "a"},
+                        "values": [[AT.timestamp() - 60, "1"], [AT.timestamp(), "NaN"]],
+                    }
+                ],
             },
         }
     )
@@ -87,7 +95,11 @@ def test_warnings_come_back_verbatim(client):
 def test_a_prometheus_error_keeps_its_type_and_message_and_is_not_retried(client):
     route = respx.post(f"{BASE}/api/v1/query").respond(
         422,
-        json={"status": "error", "errorType": "execution", "error": "many-to-many matching not allowed"},
+        json={
+            "status": "error",
+            "errorType": "execution",
+            "error": "many-to-many matching not allowed",
+        },
     )
 
     with pytest.raises(PrometheusQueryError) as raised:
@@ -120,7 +132,11 @@ def test_a_5xx_is_retried_until_it_answers(client):
 def test_a_429_and_dropped_connections_are_retried(client):
     route = respx.post(f"{BASE}/api/v1/query").mock(
         side_effect=[
-            httpx.Response(429, headers={"Retry-After": "0"}, json={"status": "error", "errorType": "unavailable", "error": "too many queries"}),
+            httpx.Response(
+                429,
+                headers={"Retry-After": "0"},
+                json={"status": "error", "errorType": "unavailable", "error": "too many queries"},
+            ),
             httpx.ConnectError("connection reset"),
             httpx.Response(200, json=vector("1")),
         ]
@@ -139,10 +155,18 @@ def test_a_5xx_that_persists_ends_in_the_last_error_verbatim_after_the_deadline(
         max_wait=timedelta(milliseconds=10),
     )
     route = respx.post(f"{BASE}/api/v1/query").respond(
-        503, json={"status": "error", "errorType": "timeout", "error": "query timed out in expression evaluation"}
+        503,
+        json={
+            "status": "error",
+            "errorType": "timeout",
+            "error": "query timed out in expression evaluation",
+        },
     )
 
-    with PrometheusClient(BASE, retry=policy) as client, pytest.raises(PrometheusQueryError) as raised:
+    with (
+        PrometheusClient(BASE, retry=policy) as client,
+        pytest.raises(PrometheusQueryError) as raised,
+    ):
         client.query("up", AT)
 
     assert route.call_count > 1
@@ -159,10 +183,15 @@ def test_timeouts_past_the_deadline_are_unreachable():
     )
     respx.post(f"{BASE}/api/v1/query").mock(side_effect=httpx.ReadTimeout("timed out"))
 
-    with PrometheusClient(BASE, retry=policy) as client, pytest.raises(PrometheusUnreachable) as raised:
+    with (
+        PrometheusClient(BASE, retry=policy) as client,
+        pytest.raises(PrometheusUnreachable) as raised,
+    ):
         client.query("up", AT)
 
-    assert raised.value.message.startswith("Prometheus at http://prometheus.test:9090 did not answer")
+    assert raised.value.message.startswith(
+        "Prometheus at http://prometheus.test:9090 did not answer"
+    )
     assert "ReadTimeout: timed out" in raised.value.message
 
 
@@ -179,7 +208,10 @@ def test_a_non_json_error_page_is_reported_as_http_with_its_text(client):
 @respx.mock
 def test_a_string_result_is_an_error_not_a_number(client):
     respx.post(f"{BASE}/api/v1/query").respond(
-        json={"status": "success", "data": {"resultType": "string", "result": [AT.timestamp(), "x"]}}
+        json={
+            "status": "success",
+            "data": {"resultType": "string", "result": [AT.timestamp(), "x"]},
+        }
     )
 
     with pytest.raises(PrometheusQueryError, match="carries no numbers"):
@@ -189,7 +221,10 @@ def test_a_string_result_is_an_error_not_a_number(client):
 @respx.mock
 def test_a_scalar_result_is_one_unlabelled_series(client):
     respx.post(f"{BASE}/api/v1/query").respond(
-        json={"status": "success", "data": {"resultType": "scalar", "result": [AT.timestamp(), "+Inf"]}}
+        json={
+            "status": "success",
+            "data": {"resultType": "scalar", "result": [AT.timestamp(), "+Inf"]},
+        }
     )
 
     [series] = client.query("scalar(x)", AT).series
@@ -230,19 +265,24 @@ def test_basic_auth_comes_from_the_environment():
 
 def test_a_missing_variable_is_a_config_error_naming_it_not_its_value():
     with pytest.raises(ConfigError) as raised:
-        PrometheusClient.from_spec(spec(bearer_token="${PROMETHEUS_TOKEN}"), {"PROMETHEUS_URL": BASE})
+        PrometheusClient.from_spec(
+            spec(bearer_token="${PROMETHEUS_TOKEN}"), {"PROMETHEUS_URL": BASE}
+        )
 
     assert raised.value.message.startswith("PROMETHEUS_TOKEN is not set")
 
 
 @respx.mock
 def test_credentials_in_the_url_never_reach_error_messages():
-    respx.post("http://prometheus.test:9090/api/v1/query").mock(side_effect=httpx.ConnectError("refused"))
+    respx.post("http://prometheus.test:9090/api/v1/query").mock(
+        side_effect=httpx.ConnectError("refused")
+    )
     policy = RetryPolicy(deadline=timedelta(milliseconds=20), first_wait=timedelta(milliseconds=1))
 
-    with PrometheusClient(
-        "http://admin:hunter2@prometheus.test:9090", retry=policy
-    ) as client, pytest.raises(PrometheusUnreachable) as raised:
+    with (
+        PrometheusClient("http://admin:hunter2@prometheus.test:9090", retry=policy) as client,
+        pytest.raises(PrometheusUnreachable) as raised,
+    ):
         client.query("up", AT)
 
     assert "hunter2" not in raised.value.message

@@ -7,6 +7,7 @@ fired), 3 inconclusive (no data, too small a sample, Prometheus unreachable).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
     from tgk_deploy.triggers.evaluate import GateVerdict
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+_sleep = time.sleep
+"""The wall clock and sleep of ``--wait``; tests replace both."""
 
 
 class Criteria(StrEnum):
@@ -77,8 +86,7 @@ def render_verdict(verdict: GateVerdict, footer: str | None = None) -> Renderabl
         expand=False,
     )
     for column in ("check", "value", "condition", "window", "sample", "verdict"):
-        table.add_column(column)
-    table.add_column("why", overflow="fold")
+        table.add_column(column, no_wrap=column == "check")
     for check in verdict.checks:
         value = "—" if check.value is None else f"{check.value:.6g}"
         threshold = (
@@ -94,16 +102,19 @@ def render_verdict(verdict: GateVerdict, footer: str | None = None) -> Renderabl
             check.check,
             value,
             condition,
-            check.window or "now",
+            f"for {check.window}" if check.window else "now",
             sample,
             Text(check.outcome.value, style=_STYLE[check.outcome.value]),
-            check.why,
         )
+    reasons = Text()
+    for check in verdict.checks:
+        reasons.append(f"{check.check}: ", style="bold")
+        reasons.append(check.why + "\n")
     headline = Text(
         f"{label}{verdict.outcome.value.upper()}: {verdict.why}",
         style=_STYLE[verdict.outcome.value],
     )
-    parts: list[RenderableType] = [table, headline]
+    parts: list[RenderableType] = [table, reasons, headline]
     if footer:
         parts.append(Text(footer, style="dim"))
     return Group(*parts)
@@ -135,17 +146,19 @@ def gate(
     stable: Annotated[
         str | None, typer.Option("--stable", help="Version id for {{stable}} in queries.")
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, help="Give up on Prometheus after this many seconds."),
+    ] = 20,
     project: ProjectOption = None,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Exit 0 when the phase's checks pass, 1 when they fail, 3 when inconclusive."""
-    import time
-
     from tgk_deploy.errors import ConfigError, ExitCode
     from tgk_deploy.spec.load import load_spec
     from tgk_deploy.triggers.evaluate import GateKind, LiveVersions, Outcome
     from tgk_deploy.triggers.gate import checks_for, evaluate_checks
-    from tgk_deploy.triggers.prometheus import PrometheusClient
+    from tgk_deploy.triggers.prometheus import PrometheusClient, RetryPolicy
 
     wait_for = _duration(wait, "--wait")
     every = _duration(interval, "--interval")
@@ -167,9 +180,10 @@ def gate(
     out = Output(output)
 
     def clock() -> datetime:
-        return fixed or datetime.now(UTC)
+        return fixed or _now()
 
-    with PrometheusClient.from_spec(spec.project.prometheus) as provider:
+    retry = RetryPolicy(deadline=timedelta(seconds=timeout))
+    with PrometheusClient.from_spec(spec.project.prometheus, retry=retry) as provider:
 
         def evaluate(moment: datetime) -> GateVerdict:
             return evaluate_checks(
@@ -179,7 +193,7 @@ def gate(
         if not wait_for:
             verdict = evaluate(clock())
         else:
-            verdict = _watch(out, evaluate, clock, wait_for, every, time.sleep)
+            verdict = _watch(out, evaluate, clock, wait_for, every, _sleep)
 
     out.emit(verdict, lambda console: console.print(render_verdict(verdict)))
     code = {

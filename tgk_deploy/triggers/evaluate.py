@@ -24,7 +24,7 @@ from tgk_deploy.spec.models import Comparison, MetricCheck, Severity, format_dur
 from tgk_deploy.triggers.samples import QueryRequest, QueryResult, QueryRole, Series
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
-MAX_RANGE_POINTS = 60
+MAX_RANGE_POINTS = 30
 
 
 class Outcome(StrEnum):
@@ -67,7 +67,12 @@ def render_query(query: str, versions: LiveVersions) -> str:
 
 
 def range_step(window: timedelta) -> timedelta:
-    """Step of the range query for a ``for:`` window: a minute, or coarser past an hour."""
+    """Step of the range query for a ``for:`` window: a minute, doubled until <= 31 points.
+
+    Up to 2h30m the step stays within Prometheus' 5m lookback, so every scrape
+    of a gauge is seen; rate windows in the phase files are 10m or longer.
+    Fewer points keep a gate's Prometheus CPU small (see bench/triggers).
+    """
     step = timedelta(minutes=1)
     while window / step > MAX_RANGE_POINTS:
         step *= 2
@@ -373,26 +378,21 @@ def judge(
         "effective_threshold": effective,
         "baseline": baselines[-1] if baselines else None,
     }
-    compared = f"{_num(latest)} {check.op} {_num(effective)}"
+    relation = f"{check.op}" if holds[-1] else f"is not {check.op}"
+    compared = f"{_num(latest)} {relation} {_num(effective)}"
     if baselines:
         compared += f" ({_num(check.threshold)} x baseline {_num(baselines[-1])})"
     if plan.value.is_range:
-        held = sum(holds)
-        span = f"over {facts['window']}"
         condition_holds = all(holds)
+        bound = "threshold x baseline" if baselines else "threshold"
         detail = (
-            f"{check.op} {'threshold' if not baselines else 'threshold x baseline'} at all "
-            f"{len(holds)} points {span} (latest {compared})"
+            f"{check.op} {bound} at all {len(holds)} points over {facts['window']}"
             if condition_holds
-            else f"held at {held} of {len(holds)} points {span} (latest {compared})"
-        )
+            else f"held at {sum(holds)} of {len(holds)} points over {facts['window']}"
+        ) + f" (latest {compared})"
     else:
         condition_holds = holds[0]
-        detail = (
-            compared if condition_holds else f"{_num(latest)} is not {check.op} {_num(effective)}"
-        )
-        if baselines and not condition_holds:
-            detail += f" ({_num(check.threshold)} x baseline {_num(baselines[-1])})"
+        detail = compared
 
     if plan.kind is GateKind.SUCCESS:
         outcome = Outcome.PASS if condition_holds else Outcome.FAIL

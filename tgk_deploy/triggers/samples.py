@@ -75,8 +75,10 @@ class Series(BaseModel):
     points: list[Point] = Field(default_factory=list)
 
     def describe_labels(self) -> str:
-        inner = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()))
-        return "{" + inner + "}"
+        """As PromQL writes a series: ``name{label="value",...}``."""
+        name = self.labels.get("__name__", "")
+        inner = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()) if k != "__name__")
+        return name + "{" + inner + "}"
 
 
 class QueryResult(BaseModel):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from tgk_deploy.errors import SpecError
+from tgk_deploy.errors import ConfigError, SpecError
 from tgk_deploy.spec.models import Comparison, Duration, MetricCheck, Slug, Spec, StrictModel
 from tgk_deploy.triggers.evaluate import GateKind
 from tgk_deploy.triggers.samples import Point, QueryRequest, QueryResult, QueryRole, Series
@@ -110,6 +110,12 @@ class ScenarioProvider:
     simulated = True
 
     def __init__(self, scenario: Scenario, spec: Spec, rollout_start: datetime) -> None:
+        known = {c.name for p in spec.phases for c in (*p.success_criteria, *p.rollback_triggers)}
+        unknown = sorted(set(scenario.checks) - known)
+        if unknown:
+            raise ConfigError(
+                f"scenario {scenario.name} names check(s) no phase declares: {', '.join(unknown)}"
+            )
         self.scenario = scenario
         self.spec = spec
         self.rollout_start = rollout_start

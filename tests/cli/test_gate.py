@@ -1,0 +1,137 @@
+"""``tgk-deploy gate`` as CI meets it: exit 0 pass, 1 fail, 3 inconclusive, on a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.fixtures.prometheus import SYNTHETIC, Case, PrometheusServer
+from tests.fixtures.spec import REPO
+from tgk_deploy.cli import gate as gate_command
+from tgk_deploy.cli.app import app
+
+pytestmark = pytest.mark.prometheus
+
+runner = CliRunner()
+TOKEN = "tok-SECRET-7f3a9"
+
+
+def phase_1_traffic(name: str, *, delivered: float, routing_errors: int) -> Case:
+    case = SYNTHETIC.case(name)
+    rate = 10.0
+    case.counter("tgk_email_delivery_total", rate * delivered, {"status": "delivered"})
+    case.counter("tgk_email_delivery_total", rate * (1 - delivered), {"status": "failed"})
+    case.events("tgk_email_route_failures_total", routing_errors, within=timedelta(hours=1))
+    return case
+
+
+QUIET = phase_1_traffic("cli-phase-1-quiet", delivered=0.9995, routing_errors=2)
+ROUTING_ERRORS = phase_1_traffic("cli-phase-1-routing-errors", delivered=0.9995, routing_errors=6)
+EMPTY = SYNTHETIC.case("cli-phase-1-empty")
+
+
+@pytest.fixture
+def env(prometheus: PrometheusServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.chdir(REPO)
+    return {"PROMETHEUS_URL": prometheus.url, "PROMETHEUS_TOKEN": TOKEN}
+
+
+def gate(env: dict[str, str], *args: str):
+    return runner.invoke(app, ["gate", *args], env=env)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_quiet_triggers_exit_0(env):
+    result = gate(env, "--phase", "1", "--criteria", "triggers", "--at", iso(QUIET.at))
+
+    assert result.exit_code == 0, result.output
+    assert "PASS: all 2 rollback triggers pass" in result.stdout
+    assert "routing-errors" in result.stdout and "> 5" in result.stdout
+
+
+def test_a_fired_trigger_exits_1_and_says_which_in_json(env):
+    result = gate(
+        env, "-p", "1", "--criteria", "triggers", "--at", iso(ROUTING_ERRORS.at), "-o", "json"
+    )
+
+    assert result.exit_code == 1
+    verdict = json.loads(result.stdout)
+    assert verdict["outcome"] == "fail"
+    assert verdict["simulated"] is False
+    fired = {c["check"]: c for c in verdict["checks"] if c["outcome"] == "fail"}
+    assert list(fired) == ["routing-errors"]
+    assert fired["routing-errors"]["value"] == 6
+    assert fired["routing-errors"]["threshold"] == 5
+    assert fired["routing-errors"]["query"].startswith(
+        "(sum(increase(tgk_email_route_failures_total"
+    )
+    assert verdict["evaluated_at"] == iso(ROUTING_ERRORS.at)
+
+
+def test_success_criteria_are_the_default(env):
+    result = gate(env, "--phase", "1", "--at", str(QUIET.at.timestamp()), "-o", "json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["kind"] == "success"
+
+
+def test_no_data_exits_3_with_the_reason(env):
+    result = gate(env, "--phase", "1", "--criteria", "triggers", "--at", iso(EMPTY.at))
+
+    assert result.exit_code == 3
+    assert "INCONCLUSIVE" in result.stdout and "no data" in result.stdout
+
+
+def test_an_unreachable_prometheus_exits_3(env):
+    unreachable = {**env, "PROMETHEUS_URL": "http://127.0.0.1:9"}
+
+    result = gate(unreachable, "-p", "1", "--at", iso(QUIET.at), "--timeout", "0.3")
+
+    assert result.exit_code == 3
+    assert "did not answer" in result.stdout
+
+
+def test_the_token_never_shows(env):
+    for case in (QUIET, ROUTING_ERRORS, EMPTY):
+        for fmt in ("text", "json"):
+            result = gate(env, "-p", "1", "--criteria", "triggers", "--at", iso(case.at), "-o", fmt)
+            assert TOKEN not in result.stdout + result.stderr
+
+
+def test_a_missing_token_variable_is_bad_input(env):
+    result = gate({**env, "PROMETHEUS_TOKEN": ""}, "-p", "1", "--at", iso(QUIET.at))
+
+    assert result.exit_code == 2
+    assert "PROMETHEUS_TOKEN is not set" in result.stderr
+
+
+def test_an_unknown_phase_is_bad_input(env):
+    result = gate(env, "-p", "9", "--at", iso(QUIET.at))
+
+    assert result.exit_code == 2
+    assert "there is no phase 9" in result.stderr
+
+
+def test_wait_re_evaluates_until_the_deadline_on_an_injected_clock(env, monkeypatch):
+    """--wait on 'now', where the synthetic data has nothing: inconclusive at every look."""
+    now = [datetime.fromisoformat("2031-01-01T00:00:00+00:00")]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += timedelta(seconds=seconds)
+
+    monkeypatch.setattr(gate_command, "_now", lambda: now[0])
+    monkeypatch.setattr(gate_command, "_sleep", sleep)
+
+    result = gate(env, "-p", "1", "--wait", "5m", "--interval", "2m", "-o", "json")
+
+    assert result.exit_code == 3
+    assert slept == [120, 120, 60]
+    assert json.loads(result.stdout)["evaluated_at"] == "2031-01-01T00:05:00Z"
