@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -142,11 +143,16 @@ class EnvironmentState(BaseModel):
 
 
 class EmailRule(BaseModel):
+    """An Email Routing rule, whole: a PUT must send its matchers and actions again."""
+
     model_config = ConfigDict(frozen=True)
 
     id: str
     name: str
     enabled: bool
+    matchers: list[dict[str, Any]] = Field(default_factory=list)
+    actions: list[dict[str, Any]] = Field(default_factory=list)
+    priority: int | None = None
 
 
 class ObservedState(BaseModel):
