@@ -5,6 +5,7 @@
  */
 
 const MAX_RAW_BYTES = 256 * 1024;
+const MAX_SUBJECT_CHARS = 200; // the subject is shown, and signed for replies, as cut here
 
 /** Read at most MAX_RAW_BYTES of the raw message as text (latin1-safe). */
 export async function readRaw(stream) {
@@ -104,8 +105,9 @@ export function decodeHeader(value) {
 export function parseEmail(raw, fallbackHeaders) {
   const { head, body } = splitHeaders(raw);
   const headers = parseHeaderBlock(head);
-  const subject = decodeHeader(headers.get("subject") ?? fallbackHeaders?.get?.("subject") ?? "");
+  let subject = decodeHeader(headers.get("subject") ?? fallbackHeaders?.get?.("subject") ?? "").trim();
+  if (subject.length > MAX_SUBJECT_CHARS) subject = `${subject.slice(0, MAX_SUBJECT_CHARS - 1)}…`;
   const from = decodeHeader(headers.get("from") ?? fallbackHeaders?.get?.("from") ?? "");
-  const text = (firstPlainText(head, body) ?? "").trim();
+  const text = (firstPlainText(head, body) ?? "").replace(/\r\n?/g, "\n").trim();
   return { subject: subject || "(no subject)", from, text: text || "(no text body)" };
 }

@@ -7,7 +7,7 @@
 
 import { callJson, DeadlineExceeded } from "./deadline.js";
 
-const MAX_BODY_CHARS = 2500;
+const MAX_BODY_CHARS = 2500; // after escaping: the whole message must stay under Telegram's 4096
 
 export class TelegramFailed extends Error {
   constructor(reason) {
@@ -17,22 +17,34 @@ export class TelegramFailed extends Error {
   }
 }
 
+const ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
+
 export function escapeHtml(text) {
-  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  return String(text).replace(/[&<>]/g, (c) => ENTITIES[c]);
+}
+
+/** Escape `text` and cut it to at most `max` characters of HTML, never inside an entity. */
+export function escapeWithin(text, max) {
+  let out = "";
+  for (const char of String(text)) {
+    const piece = ENTITIES[char] ?? char;
+    if (out.length + piece.length > max - 1) return `${out}…`;
+    out += piece;
+  }
+  return out;
 }
 
 const PRIORITY_MARK = { critical: "🔴", high: "🟠", normal: "🔵", low: "⚪" };
 
 /** The HTML text of one notification. `replyRef` is the signed reply token, if replies are on. */
 export function formatNotification({ email, route, recipient, sender, analysis, replyRef }) {
-  const body = email.text.length > MAX_BODY_CHARS ? `${email.text.slice(0, MAX_BODY_CHARS)}…` : email.text;
   const lines = [
     `${PRIORITY_MARK[route.priority] ?? "🔵"} <b>[${escapeHtml(route.scope)}]</b> ${escapeHtml(email.subject)}`,
     `From: ${escapeHtml(sender)}`,
     `To: ${escapeHtml(recipient)}`,
   ];
   if (route.onCall) lines.push(`On call: ${escapeHtml(route.onCall)}`);
-  lines.push("", escapeHtml(body));
+  lines.push("", escapeWithin(email.text, MAX_BODY_CHARS));
   if (analysis) {
     lines.push(
       "",

@@ -159,3 +159,72 @@ describe("a broken routing table", () => {
     }
   });
 });
+
+describe("the ROUTING_KV namespace", () => {
+  it("overrides the ROUTING_TABLE var per scope when bound", async () => {
+    const fake = await startFakeServer({ "POST /telegram": telegramOk });
+    const worker = await startWorker(
+      { ...baseVars(fake), ...SECRETS },
+      { kv: { "route:billing": { chat_id: "-7777" }, "route:newteam": { chat_id: "-8888" } } },
+    );
+    try {
+      await worker.email({ to: "billing@tgk.test" });
+      await worker.email({ to: "newteam@tgk.test" });
+      await worker.email({ to: "ops@tgk.test" });
+      assert.deepEqual(fake.to("/telegram").map((r) => r.json.chat_id), ["-7777", "-8888", "-1002"]);
+    } finally {
+      await worker.dispose();
+      await fake.close();
+    }
+  });
+});
+
+describe("real-world messages", () => {
+  let fake;
+  let worker;
+  before(async () => {
+    fake = await startFakeServer({ "POST /telegram": telegramOk });
+    worker = await startWorker({ ...baseVars(fake), ...SECRETS });
+  });
+  after(async () => {
+    await worker.dispose();
+    await fake.close();
+  });
+
+  it("a multipart message shows its decoded text part and an encoded subject", async () => {
+    const before = fake.to("/telegram").length;
+    const body = [
+      "This is a multi-part message.",
+      "--b1",
+      "Content-Type: text/html; charset=utf-8",
+      "",
+      "<p>html</p>",
+      "--b1",
+      "Content-Type: text/plain; charset=utf-8",
+      "Content-Transfer-Encoding: base64",
+      "",
+      Buffer.from("Grüße: the <disk> & the fan are down").toString("base64"),
+      "--b1--",
+    ].join("\r\n");
+    const result = await worker.email({
+      to: "billing@tgk.test",
+      subject: `=?utf-8?B?${Buffer.from("Störung").toString("base64")}?=`,
+      contentType: 'multipart/alternative; boundary="b1"',
+      body,
+    });
+    assert.deepEqual(result.calls, []);
+    const { text } = fake.to("/telegram")[before].json;
+    assert.match(text, /\[billing\]<\/b> Störung/);
+    assert.match(text, /Grüße: the &lt;disk&gt; &amp; the fan are down/);
+    assert.doesNotMatch(text, /html/);
+  });
+
+  it("a huge body is cut so the Telegram message stays under its 4096-character limit", async () => {
+    const before = fake.to("/telegram").length;
+    await worker.email({ to: "billing@tgk.test", subject: "S".repeat(500), body: "&<>".repeat(5000) });
+    const { text } = fake.to("/telegram")[before].json;
+    assert.ok(text.length < 4096, `message is ${text.length} characters`);
+    assert.match(text, /(&amp;|&lt;|&gt;)…$/m, "cut between entities, never inside one");
+    assert.match(text, /S{199}…/);
+  });
+});

@@ -154,7 +154,7 @@ export function baseVars(fake) {
 }
 
 /** The orchestrator in Miniflare with `bindings` (vars and secrets) and a version id. */
-export async function startWorker(bindings, { versionId = "00000000-test-version" } = {}) {
+export async function startWorker(bindings, { versionId = "00000000-test-version", kv = null } = {}) {
   const mf = new Miniflare({
     workers: [
       {
@@ -169,6 +169,7 @@ export async function startWorker(bindings, { versionId = "00000000-test-version
         name: "tgk-email-orchestrator",
         modules: workerModules(),
         compatibilityDate: compatibilityDate(),
+        ...(kv ? { kvNamespaces: ["ROUTING_KV"] } : {}),
         bindings: {
           ...bindings,
           CF_VERSION_METADATA: { id: versionId, tag: "test", timestamp: "2026-11-28T00:00:00Z" },
@@ -177,16 +178,26 @@ export async function startWorker(bindings, { versionId = "00000000-test-version
     ],
   });
   await mf.ready;
+  if (kv) {
+    const namespace = await mf.getKVNamespace("ROUTING_KV", "tgk-email-orchestrator");
+    for (const [key, value] of Object.entries(kv)) await namespace.put(key, JSON.stringify(value));
+  }
   const orchestrator = await mf.getWorker("tgk-email-orchestrator");
   return {
     /** Deliver one email through email(); resolves to {calls, ms, error}. */
-    async email({ from = "Jane Doe <jane@example.org>", to, subject = "Disk full", body = "The disk is full." }) {
+    async email({
+      from = "Jane Doe <jane@example.org>",
+      to,
+      subject = "Disk full",
+      body = "The disk is full.",
+      contentType = "text/plain; charset=utf-8",
+    }) {
       const raw = [
         `From: ${from}`,
         `To: ${to}`,
         `Subject: ${subject}`,
         "Message-ID: <test@example.org>",
-        "Content-Type: text/plain; charset=utf-8",
+        `Content-Type: ${contentType}`,
         "",
         body,
       ].join("\r\n");
