@@ -286,3 +286,21 @@ def test_credentials_in_the_url_never_reach_error_messages():
         client.query("up", AT)
 
     assert "hunter2" not in raised.value.message
+
+
+@respx.mock
+def test_a_retry_after_beyond_the_deadline_gives_up_at_once_instead_of_sleeping_past_it():
+    route = respx.post(f"{BASE}/api/v1/query").respond(
+        429,
+        headers={"Retry-After": "120"},
+        json={"status": "error", "errorType": "unavailable", "error": "too many queries"},
+    )
+
+    with (
+        PrometheusClient(BASE, retry=FAST) as client,
+        pytest.raises(PrometheusQueryError) as raised,
+    ):
+        client.query("up", AT)
+
+    assert route.call_count == 1
+    assert raised.value.status == 429 and raised.value.error == "too many queries"

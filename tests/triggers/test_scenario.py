@@ -14,10 +14,11 @@ from tgk_deploy.errors import ConfigError, SpecError
 from tgk_deploy.spec.load import load_spec
 from tgk_deploy.spec.models import Comparison, Trigger
 from tgk_deploy.triggers.evaluate import GateKind, LiveVersions, Outcome
-from tgk_deploy.triggers.gate import run_gate
+from tgk_deploy.triggers.gate import run_gate, run_gates
 from tgk_deploy.triggers.scenario import (
     Scenario,
     ScenarioProvider,
+    find_scenario,
     healthy_value,
     load_scenario,
 )
@@ -153,3 +154,21 @@ def test_an_unnamed_relative_check_reads_healthy_against_a_baseline_of_one():
 
     assert verdict.outcome is Outcome.PASS
     assert verdict.checks[0].baseline == 1.0
+
+
+def test_several_phases_are_judged_in_one_batch_at_one_instant():
+    source = provider("ai-latency-incident")
+    source.phase_started(2, START)
+    at = START + timedelta(days=2, hours=1)
+
+    verdicts = run_gates(SPEC, [1, 2], GateKind.TRIGGERS, source, VERSIONS, lambda: at)
+
+    assert [(v.phase, v.outcome) for v in verdicts] == [(1, Outcome.PASS), (2, Outcome.FAIL)]
+    assert [c.check for c in verdicts[1].fired] == ["ai-p95-slow"]
+    assert {v.evaluated_at for v in verdicts} == {at}
+
+
+def test_scenarios_are_found_by_name_next_to_the_project():
+    assert find_scenario("clean", REPO) == REPO / "scenarios" / "clean.yaml"
+    with pytest.raises(ConfigError, match="known: ai-latency-incident, clean"):
+        find_scenario("cleen", REPO)

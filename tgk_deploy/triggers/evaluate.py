@@ -131,6 +131,11 @@ class GateVerdict(BaseModel):
     simulated: bool = False
     checks: list[CheckVerdict] = Field(default_factory=list)
 
+    @property
+    def fired(self) -> list[CheckVerdict]:
+        """The rollback triggers that fired; the engine looks up each one's response."""
+        return [c for c in self.checks if c.fired]
+
 
 def aggregate(outcomes: Sequence[Outcome]) -> Outcome:
     """Any fail -> fail; else any inconclusive -> inconclusive; else pass (also when empty)."""

@@ -29,6 +29,43 @@ def checks_for(phase: Phase, kind: GateKind) -> Sequence[MetricCheck]:
     return phase.success_criteria if kind is GateKind.SUCCESS else phase.rollback_triggers
 
 
+GateSpec = tuple[int, GateKind, Sequence[MetricCheck]]
+"""One gate to judge: phase number, which checks, and the checks themselves."""
+
+
+def evaluate_gates(
+    gates: Sequence[GateSpec],
+    provider: MetricsProvider,
+    versions: LiveVersions,
+    at: datetime,
+) -> list[GateVerdict]:
+    """Judge several gates at one instant; every query of every check goes out in one batch."""
+    at = at.replace(microsecond=0)
+    planned = [
+        (
+            phase,
+            kind,
+            [plan_check(c, phase=phase, kind=kind, at=at, versions=versions) for c in checks],
+        )
+        for phase, kind, checks in gates
+    ]
+    requests = [r for _, _, plans in planned for plan in plans for r in plan.requests()]
+    results = iter(provider.fetch(requests) if requests else [])
+    return [
+        gate_verdict(
+            phase,
+            kind,
+            [
+                judge(plan, [next(results) for _ in plan.requests()], simulated=provider.simulated)
+                for plan in plans
+            ],
+            at,
+            simulated=provider.simulated,
+        )
+        for phase, kind, plans in planned
+    ]
+
+
 def evaluate_checks(
     phase: int,
     kind: GateKind,
@@ -37,18 +74,9 @@ def evaluate_checks(
     versions: LiveVersions,
     at: datetime,
 ) -> GateVerdict:
-    """Judge ``checks`` at ``at``; every query of every check goes out in one batch."""
-    at = at.replace(microsecond=0)
-    plans = [
-        plan_check(check, phase=phase, kind=kind, at=at, versions=versions) for check in checks
-    ]
-    requests = [request for plan in plans for request in plan.requests()]
-    results = iter(provider.fetch(requests) if requests else [])
-    verdicts = [
-        judge(plan, [next(results) for _ in plan.requests()], simulated=provider.simulated)
-        for plan in plans
-    ]
-    return gate_verdict(phase, kind, verdicts, at, simulated=provider.simulated)
+    """Judge ``checks`` as one gate of ``phase`` at ``at``."""
+    [verdict] = evaluate_gates([(phase, kind, checks)], provider, versions, at)
+    return verdict
 
 
 def run_gate(
@@ -62,6 +90,23 @@ def run_gate(
     """The phase's success criteria or rollback triggers, judged now (``clock()``)."""
     phase_spec = spec.phase(phase)
     return evaluate_checks(phase, kind, checks_for(phase_spec, kind), provider, versions, clock())
+
+
+def run_gates(
+    spec: Spec,
+    phases: Sequence[int],
+    kind: GateKind,
+    provider: MetricsProvider,
+    versions: LiveVersions,
+    clock: Clock,
+) -> list[GateVerdict]:
+    """Several phases' gates at one instant in one concurrent batch.
+
+    For the engine: before a step of phase N it checks the triggers of N and of
+    the earlier phases still live; one batch costs one round trip, not N.
+    """
+    gates = [(n, kind, checks_for(spec.phase(n), kind)) for n in phases]
+    return evaluate_gates(gates, provider, versions, clock())
 
 
 def watch_gate(

@@ -241,14 +241,18 @@ class PrometheusClient:
         )
 
     def _wait(self, state: RetryCallState) -> float:
-        """Jittered exponential backoff, stretched to Retry-After when the server asks."""
+        """Jittered exponential backoff, stretched to Retry-After when the server asks.
+
+        A Retry-After longer than the deadline leaves makes ``stop_before_delay``
+        give up at once rather than sleep past it.
+        """
         backoff = wait_random_exponential(
             multiplier=self.retry.first_wait.total_seconds(),
             max=self.retry.max_wait.total_seconds(),
         )(state)
         failure = state.outcome.exception() if state.outcome else None
         if isinstance(failure, _Transient) and failure.retry_after is not None:
-            return max(backoff, min(failure.retry_after, self.retry.max_wait.total_seconds()))
+            return max(backoff, failure.retry_after)
         return backoff
 
     def _post(self, path: str, params: dict[str, str], query: str) -> dict[str, Any]:

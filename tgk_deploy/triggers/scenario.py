@@ -72,6 +72,24 @@ def load_scenario(path: Path) -> Scenario:
     return scenario
 
 
+SCENARIOS_DIR = "scenarios"
+
+
+def find_scenario(name_or_path: str, project_dir: Path) -> Path:
+    """``clean`` -> ``<project>/scenarios/clean.yaml``; a path is taken as it is."""
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        path = Path(name_or_path)
+    else:
+        path = project_dir / SCENARIOS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (project_dir / SCENARIOS_DIR).glob("*.yaml"))
+        raise ConfigError(
+            f"no scenario {name_or_path!r}; known: {', '.join(known) or 'none'}",
+            hint=f"add {SCENARIOS_DIR}/{name_or_path}.yaml",
+        )
+    return path
+
+
 def healthy_value(op: Comparison, threshold: float, *, must_hold: bool) -> float:
     """A value comfortably on the good side: holding ``op`` for criteria, not for triggers."""
     wants_above = (
