@@ -12,7 +12,7 @@ import { deliver } from "./delivery.js";
 import { push, registry, versionOf } from "./metrics.js";
 import { handleTelegramUpdate } from "./replies.js";
 
-async function email(message, env, ctx) {
+async function handleEmail(message, env, ctx) {
   const started = Date.now();
   const config = readConfig(env);
   let status = "failed";
@@ -36,7 +36,7 @@ function health(env, config) {
   });
 }
 
-async function fetchHandler(request, env, ctx) {
+async function handleRequest(request, env, ctx) {
   const config = readConfig(env);
   const { pathname } = new URL(request.url);
   if (request.method === "GET" && pathname === "/health") return health(env, config);
@@ -48,4 +48,11 @@ async function fetchHandler(request, env, ctx) {
   return Response.json({ error: "not found" }, { status: 404 });
 }
 
-export default { email, fetch: fetchHandler };
+export default {
+  async email(message, env, ctx) {
+    return handleEmail(message, env, ctx);
+  },
+  async fetch(request, env, ctx) {
+    return handleRequest(request, env, ctx);
+  },
+};
