@@ -337,7 +337,7 @@ class R2Bucket:
         return {
             "name": self.name,
             "creation_date": _iso(self.creation_date),
-            "location": "ENAM",
+            "location": "enam",
             "storage_class": "Standard",
         }
 
