@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: install  ## the whole rollout on paper (and, once the engine lands, on the local emulator)
+demo: install  ## the whole rollout, with an incident, on the built-in Cloudflare emulator
 	$(BIN)/tgk-deploy validate
-	$(BIN)/tgk-deploy plan --whole-rollout
+	$(BIN)/tgk-deploy rehearse --scenario ai-latency-incident
 
 test-deps: install  ## what the tests need beyond Python: Prometheus and the Worker's npm packages
 	@if [ -x .ci/install-prometheus.sh ]; then .ci/install-prometheus.sh; fi

@@ -18,6 +18,7 @@ from tgk_deploy.cli import (
     gate,
     history,
     plan,
+    rehearse,
     rollback,
     schema,
     validate,
@@ -53,7 +54,20 @@ def _root(
     """Phased, metric-gated rollouts of the tgk Email Worker on Cloudflare."""
 
 
-for module in (validate, schema, plan, advance, rollback, gate, history, export, bundle, emulator):
+for module in (
+    validate,
+    schema,
+    plan,
+    rehearse,
+    advance,
+    rollback,
+    gate,
+    history,
+    export,
+    bundle,
+    emulator,
+    rehearse,
+):
     module.register(app)
 
 

@@ -54,10 +54,14 @@ def _env(name: str) -> str:
     return value
 
 
-def _ref(ref: str) -> str:
+def _ref(ref: str, values: dict[str, str] | None = None) -> str:
+    """Resolve ``${NAME}``: from ``values`` first (rehearsals), else the environment."""
     from tgk_deploy.spec.models import env_ref_name
 
-    return _env(env_ref_name(ref))
+    name = env_ref_name(ref)
+    if values and name in values:
+        return values[name]
+    return _env(name)
 
 
 def _time(value: str | None) -> datetime:
@@ -141,12 +145,14 @@ class CloudflareAPI:
         timeout: float = 60.0,
         http_client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        refs: dict[str, str] | None = None,
     ) -> None:
         import cloudflare
 
         self._sdk = cloudflare
         self.account_id = account_id
         self.zone_id = zone_id
+        self.refs = refs or {}
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.deadline = Deadline(timeout)
         self._sleep = sleep
@@ -631,7 +637,7 @@ class CloudflareAPI:
 
     def export_d1(self, database: D1Spec, target: Path, *, poll_interval: float = 1.0) -> Path:
         """Export to a SQL file: poll with the bookmark until complete, then download it."""
-        database_id = _ref(database.database_id)
+        database_id = _ref(database.database_id, self.refs)
         path = f"/accounts/{self.account_id}/d1/database/{database_id}/export"
         bookmark: str | None = None
         operation = f"export D1 database {database.name}"
@@ -682,7 +688,7 @@ class CloudflareAPI:
 
     def delete_d1(self, database: D1Spec, *, confirm: str | None) -> None:
         self._confirm("D1 database", database.name, confirm)
-        database_id = _ref(database.database_id)
+        database_id = _ref(database.database_id, self.refs)
         self.request(
             "DELETE",
             f"/accounts/{self.account_id}/d1/database/{database_id}",

@@ -149,7 +149,7 @@ class Applier:
                 outcome.result or None,
                 outcome.error,
             )
-        self.ctx.emit("action", f"{outcome.status}: {outcome.description}", **outcome.model_dump())
+        self.ctx.emit("action", f"{outcome.status}: {outcome.description}", outcome=outcome)
 
     def apply_wave(self, actions: Sequence[PlannedAction]) -> list[ActionOutcome]:
         """Independent actions, concurrently; the first failure is raised after all finished."""

@@ -51,6 +51,7 @@ class Context:
     events: Callable[[Event], None] = lambda event: None
     allow_force: bool = False
     operator: str = "unknown"
+    backups: Path | None = None  # default: backups/ beside the project file
 
     @property
     def bundle_dir(self) -> Path:
@@ -58,7 +59,7 @@ class Context:
 
     @property
     def backups_dir(self) -> Path:
-        return self.project_dir / "backups"
+        return self.backups or self.project_dir / "backups"
 
     @property
     def lock_path(self) -> Path:

@@ -167,12 +167,18 @@ def _previous_bake(spec: Spec, position: Position | None) -> timedelta:
     return phase.steps[phase.step_index(position.step)].bake
 
 
-def _approved(observed: ObservedState, phase: int, step: str, since: datetime | None) -> str | None:
+def _approved(
+    observed: ObservedState, phase: int, step: str, position: Position | None
+) -> str | None:
+    """Who approved ``step`` since the rollout reached its current position, if anyone."""
     for env in observed.environments.values():
-        for deployment in env.deployments:
-            mark = deployment.mark
-            if since is not None and deployment.created_on <= since:
+        for deployment in env.deployments:  # newest first
+            if position is not None and (
+                deployment.id == position.deployment_id
+                or deployment.created_on < position.recorded_at
+            ):
                 break
+            mark = deployment.mark
             if mark and mark.kind is MarkKind.APPROVAL and (mark.phase, mark.step) == (phase, step):
                 return mark.detail or "unknown"
     return None
@@ -308,9 +314,7 @@ def plan(spec: Spec, observed: ObservedState, phase_number: int, bundle_hash: st
             )
         )
     if step.approval is not None:
-        approver = _approved(
-            observed, phase_number, step.id, position.recorded_at if position else None
-        )
+        approver = _approved(observed, phase_number, step.id, position)
         if approver is None:
             result.refusals.append(
                 Refusal(

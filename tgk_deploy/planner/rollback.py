@@ -280,8 +280,8 @@ def plan_feature(
                     message=mark,
                 )
             )
-    if wave:
-        result.waves.append(wave)
+    # each replacement redeploys the split: one after the other, never racing
+    result.waves.extend([action] for action in wave)
     result.done = not wave
     return result
 
