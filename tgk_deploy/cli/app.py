@@ -13,6 +13,7 @@ from tgk_deploy import __version__
 from tgk_deploy.cli import (
     advance,
     bundle,
+    destroy,
     emulator,
     export,
     gate,
@@ -58,13 +59,13 @@ for module in (
     validate,
     schema,
     plan,
-    rehearse,
     advance,
     rollback,
     gate,
     history,
     export,
     bundle,
+    destroy,
     emulator,
     rehearse,
 ):

@@ -8,6 +8,7 @@ none reads the journal: the plan comes from Cloudflare's deployment history.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -210,4 +211,95 @@ def to_version(
     report.message = f"all traffic on {version_id}" + (" (it already was)" if plan.done else "")
     if not dry_run:
         _finish(ctx, report, "succeeded")
+    return report
+
+
+class DestroyPlan(BaseModel):
+    backups: list[str] = Field(default_factory=list)
+    email_rules: list[str] = Field(default_factory=list)
+    scripts: list[str] = Field(default_factory=list)
+    d1: list[str] = Field(default_factory=list)
+    r2: list[str] = Field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return (
+            [
+                f"export D1 database {name} to {path}"
+                for name, path in zip(self.d1, self.backups, strict=True)
+            ]
+            + [f"email rule {rule}" for rule in self.email_rules]
+            + [f"delete Worker script {script}" for script in self.scripts]
+            + [f"delete D1 database {name}" for name in self.d1]
+            + [f"delete R2 bucket {bucket} (must be empty)" for bucket in self.r2]
+        )
+
+
+def destroy_plan(ctx: Context) -> DestroyPlan:
+    project = ctx.spec.project
+    stamp = ctx.clock.now().strftime("%Y%m%dT%H%M%S")
+    return DestroyPlan(
+        backups=[str(ctx.backups_dir / f"destroy-{stamp}-{key}.sql") for key in project.d1],
+        email_rules=[
+            f"{project.email_routing.legacy_rule!r} on, {project.email_routing.worker_rule!r} off (mail keeps flowing)"
+        ],
+        scripts=[env.script for env in project.environments.values()],
+        d1=[db.name for db in project.d1.values()],
+        r2=[bucket.bucket for bucket in project.r2.values()],
+    )
+
+
+def destroy(ctx: Context, plan: DestroyPlan, *, confirm: str) -> RollbackReport:
+    """The infrastructure rollback. D1 is exported first; nothing is deleted without the name typed."""
+    from tgk_deploy.errors import ConfigError
+    from tgk_deploy.planner.actions import ExportD1
+
+    production = ctx.spec.project.environments["production"].script
+    if confirm != production:
+        raise ConfigError(f"type the production script name ({production}) to confirm the teardown")
+    report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.TO_VERSION, message="")
+    _journal(ctx, "destroy", None, start=True)
+    observed = ctx.observe()
+    applier = Applier(ctx, observed, guard=False)
+    try:
+        for key, path in zip(ctx.spec.project.d1, plan.backups, strict=True):
+            database = ctx.spec.project.d1[key]
+            backup_key = Path(path).stem
+            applier.apply(
+                ExportD1(
+                    environment="production",
+                    script=production,
+                    database=key,
+                    database_name=database.name,
+                    backup_key=backup_key,
+                )
+            )
+        fallback = [a for a in plan_immediate(ctx.spec, observed).actions if a.kind == "email_rule"]
+        if fallback:
+            applier.apply_wave(fallback)
+        api = ctx.api
+        for env in ctx.spec.project.environments.values():
+            api.delete_script(env.script, confirm=env.script)
+            ctx.emit("action", f"deleted Worker script {env.script}")
+        for database in ctx.spec.project.d1.values():
+            api.delete_d1(database, confirm=database.name)
+            ctx.emit("action", f"deleted D1 database {database.name}")
+        for bucket in ctx.spec.project.r2.values():
+            api.delete_r2_bucket(bucket.bucket, confirm=bucket.bucket)
+            ctx.emit("action", f"deleted R2 bucket {bucket.bucket}")
+    except TgkError as error:
+        report.outcomes = applier.outcomes
+        _finish(ctx, report, "failed")
+        raise CloudflareError(
+            "destroy",
+            state_left=f"stopped at: {error.message}; backups in {ctx.backups_dir}",
+            hint="fix the cause (an R2 bucket must be empty) and run destroy again: deleted parts are skipped",
+        ) from error
+    report.outcomes = applier.outcomes
+    report.done = True
+    report.message = (
+        "torn down: "
+        + ", ".join(plan.scripts + plan.d1 + plan.r2)
+        + f"; D1 backups in {ctx.backups_dir}"
+    )
+    _finish(ctx, report, "succeeded")
     return report
