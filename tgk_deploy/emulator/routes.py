@@ -292,6 +292,8 @@ class Api:
             return found.handler(self, request, params)
         except ApiError as error:
             return error_envelope(error.status, error.code, error.message)
+        except Exception as error:  # an emulator bug must still answer, never hang the client
+            return error_envelope(500, 10002, f"emulator error: {type(error).__name__}: {error}")
 
     # ---- control plane
 

@@ -61,10 +61,6 @@ class RequestLog:
         return [asdict(e) for e in self.records()]
 
 
-class _Dropped(Exception):
-    """The fault plan says: close the connection without answering."""
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # one small answer must not wait 40 ms for a delayed ACK
@@ -81,42 +77,41 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         is_api = request.path.startswith(API_PREFIX)
         fault: Fault | None = None
-        status: int | None = None
-        try:
-            if is_api:
-                decision = emulator.faults.decide(request.method, request.path)
-                fault = decision.fault
-                if decision.latency_s:
-                    time.sleep(decision.latency_s)
-            if fault is not None and not fault.after:
+        if is_api:
+            decision = emulator.faults.decide(request.method, request.path)
+            fault = decision.fault
+            if decision.latency_s:
+                time.sleep(decision.latency_s)
+        response: Response | None
+        if fault is not None and not fault.after:
+            response = self._faulted(fault)
+        else:
+            response = emulator.api.handle(request)
+            if fault is not None:
                 response = self._faulted(fault)
-            else:
-                response = emulator.api.handle(request)
-                if fault is not None:
-                    response = self._faulted(fault)
-            status = response.status
-            self._send(response)
-        except _Dropped:
+        if is_api:  # logged before answering: a test that saw the answer sees the entry
+            emulator.log.add(
+                LoggedRequest(
+                    method=request.method,
+                    path=self.path,
+                    status=response.status if response else None,
+                    timestamp=datetime.now(UTC).isoformat(),
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    fault=fault.describe() if fault else None,
+                )
+            )
+        if response is None:
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-        finally:
-            if is_api:
-                emulator.log.add(
-                    LoggedRequest(
-                        method=request.method,
-                        path=self.path,
-                        status=status,
-                        timestamp=datetime.now(UTC).isoformat(),
-                        duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                        fault=fault.describe() if fault else None,
-                    )
-                )
+            return
+        self._send(response)
 
     @staticmethod
-    def _faulted(fault: Fault) -> Response:
+    def _faulted(fault: Fault) -> Response | None:
+        """The answer a fault replaces the real one with; None: drop the connection."""
         if fault.kind == "drop":
-            raise _Dropped
+            return None
         headers = {}
         if fault.retry_after is not None:
             headers["Retry-After"] = f"{fault.retry_after:g}"
