@@ -21,6 +21,7 @@ from tgk_deploy.cli import (
     plan,
     rehearse,
     rollback,
+    runbook,
     schema,
     validate,
 )
@@ -68,6 +69,7 @@ for module in (
     destroy,
     emulator,
     rehearse,
+    runbook,
 ):
     module.register(app)
 

@@ -1,0 +1,1 @@
+"""Documents made from the spec for people and other tools: runbooks, dashboards."""
