@@ -136,8 +136,8 @@ def relative_spec():
     relative = Trigger.model_validate(
         {
             "name": "candidate-failures",
-            "query": 'sum(rate(tgk_email_route_failures_total{version="{{candidate}}"}[15m]))',
-            "relative_to": 'sum(rate(tgk_email_route_failures_total{version="{{stable}}"}[15m]))',
+            "query": 'sum(rate(tgk_email_route_failures_total{version_id="{{candidate}}"}[15m]))',
+            "relative_to": 'sum(rate(tgk_email_route_failures_total{version_id="{{stable}}"}[15m]))',
             "op": ">",
             "threshold": 2,
             "for": "15m",
@@ -159,8 +159,8 @@ def test_relative_triggers_need_live_versions_or_are_skipped_with_the_reason():
     exported = alert_rules(relative_spec(), versions=LiveVersions(candidate="c2", stable="s1"))
     [rule] = exported.groups[0]["rules"]
     assert rule["expr"] == (
-        '(sum(rate(tgk_email_route_failures_total{version="c2"}[15m]))) > 2.0 * '
-        '(sum(rate(tgk_email_route_failures_total{version="s1"}[15m])))'
+        '(sum(rate(tgk_email_route_failures_total{version_id="c2"}[15m]))) > 2.0 * '
+        '(sum(rate(tgk_email_route_failures_total{version_id="s1"}[15m])))'
     )
 
 

@@ -28,12 +28,12 @@ def split_traffic(name: str, candidate_failed: float, stable_failed: float):
         case.counter(
             "tgk_email_delivery_total",
             per_second * (1 - failed),
-            {"status": "delivered", "version": version},
+            {"status": "delivered", "version_id": version},
         )
         case.counter(
             "tgk_email_delivery_total",
             per_second * failed,
-            {"status": "failed", "version": version},
+            {"status": "failed", "version_id": version},
         )
     return case
 
@@ -45,7 +45,7 @@ CANDIDATE_ALIKE = split_traffic(
     "relative-candidate-alike", candidate_failed=0.003, stable_failed=0.002
 )
 ONLY_STABLE = SYNTHETIC.case("relative-only-stable").counter(
-    "tgk_email_delivery_total", 10, {"status": "delivered", "version": STABLE}
+    "tgk_email_delivery_total", 10, {"status": "delivered", "version_id": STABLE}
 )
 
 ACCURACY_DROPS_LATE = SYNTHETIC.case("accuracy-drops-5m-before").gauge(
@@ -65,7 +65,7 @@ TWO_MODELS = (
 
 
 def failure_ratio(version: str) -> str:
-    selector = f'version="{{{{{version}}}}}"'
+    selector = f'version_id="{{{{{version}}}}}"'
     return (
         f'(sum(rate(tgk_email_delivery_total{{{selector},status="failed"}}[15m])) or vector(0))'
         f" / sum(rate(tgk_email_delivery_total{{{selector}}}[15m]))"
@@ -82,7 +82,7 @@ CANDIDATE_FAILS_MORE = Trigger.model_validate(
         "threshold": 2,
         "for": "10m",
         "min_sample": {
-            "query": 'sum(increase(tgk_email_delivery_total{version="{{candidate}}"}[15m]))',
+            "query": 'sum(increase(tgk_email_delivery_total{version_id="{{candidate}}"}[15m]))',
             "count": 100,
         },
     }
@@ -109,7 +109,8 @@ def test_a_candidate_failing_at_three_times_stable_fires_the_relative_trigger(cl
     [verdict] = gate.checks
     assert verdict.outcome is Outcome.FAIL
     assert (
-        'version="cand-0002"' in verdict.query and 'version="stab-0001"' in verdict.relative_query
+        'version_id="cand-0002"' in verdict.query
+        and 'version_id="stab-0001"' in verdict.relative_query
     )
     assert verdict.value == pytest.approx(0.006)
     assert verdict.baseline == pytest.approx(0.002)

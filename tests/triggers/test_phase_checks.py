@@ -71,9 +71,13 @@ def gauge(metric: str) -> Signal_:
 
 
 def external_api_failures(case: Case, failed_ratio: float, per_hour: float) -> None:
-    api = {"api": "oncall-schedule"}
-    case.counter("tgk_email_external_api_requests_total", per_hour / HOUR, api)
-    case.counter("tgk_email_external_api_failures_total", per_hour / HOUR * failed_ratio, api)
+    """Schedule-API calls failing at ``failed_ratio``; healthy Telegram calls beside them."""
+    schedule = {"api": "schedule"}
+    case.counter("tgk_email_external_api_requests_total", per_hour / HOUR, schedule)
+    case.counter("tgk_email_external_api_failures_total", per_hour / HOUR * failed_ratio, schedule)
+    telegram = {"api": "telegram"}
+    case.counter("tgk_email_external_api_requests_total", 10 * per_hour / HOUR, telegram)
+    case.counter("tgk_email_external_api_failures_total", 0.0, telegram)
 
 
 def replies(measured: str) -> Signal_:

@@ -14,9 +14,9 @@ from tgk_deploy.triggers.samples import QueryRequest
 pytestmark = pytest.mark.prometheus
 
 STEADY = SYNTHETIC.case("layer-steady")
-STEADY.counter("tgk_email_delivery_total", 9.95, {"status": "delivered", "version": "v1"})
-STEADY.counter("tgk_email_delivery_total", 0.05, {"status": "failed", "version": "v1"})
-STEADY.gauge("tgk_email_ai_accuracy_ratio", 0.9, {"version": "v1"})
+STEADY.counter("tgk_email_delivery_total", 9.95, {"status": "delivered", "version_id": "v1"})
+STEADY.counter("tgk_email_delivery_total", 0.05, {"status": "failed", "version_id": "v1"})
+STEADY.gauge("tgk_email_ai_accuracy_ratio", 0.9, {"version_id": "v1"})
 
 
 @pytest.fixture
