@@ -28,13 +28,22 @@ export async function forwardToLegacy(message, config, reason) {
     throw new UndeliverableError(`cannot fall back (${reason}): LEGACY_FORWARD_ADDRESS is not set`);
   }
   console.warn(`delivery: forwarding to legacy router: ${reason}`);
-  await message.forward(config.legacyForwardAddress, new Headers({ "X-TGK-Fallback-Reason": reason }));
+  // Header values must be printable ASCII; the reason may quote a remote error message.
+  const header = String(reason).replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
+  await message.forward(config.legacyForwardAddress, new Headers({ "X-TGK-Fallback-Reason": header }));
   return "forwarded_legacy";
 }
 
 /** Deliver one message; resolves to the delivery status label. */
 export async function deliver(message, env, config, metrics) {
-  const route = await resolveRoute(message.to, env, config, metrics);
+  let route;
+  try {
+    route = await resolveRoute(message.to, env, config, metrics);
+  } catch (error) {
+    metrics.inc("tgk_email_route_failures_total");
+    console.error(`routing: ${error.stack ?? error}`);
+    return forwardToLegacy(message, config, "worker error: routing");
+  }
 
   if (route.kind === "reject") {
     // setReject is synchronous on Cloudflare; awaiting its result costs nothing there and
@@ -44,20 +53,21 @@ export async function deliver(message, env, config, metrics) {
   }
   if (route.kind === "unknown") return forwardToLegacy(message, config, route.reason);
 
-  const email = parseEmail(await readRaw(message.raw), message.headers);
-  const sender = email.from || message.from;
-  const analysis = await analyse(email, config, env, metrics);
-  const replyRef =
-    config.replies.enabled && env.REPLY_SIGNING_SECRET
-      ? await signReply(env.REPLY_SIGNING_SECRET, route.chatId, sender, email.subject)
-      : null;
-  const text = formatNotification({ email, route, recipient: message.to, sender, analysis, replyRef });
-
   try {
+    const email = parseEmail(await readRaw(message.raw), message.headers);
+    const sender = email.from || message.from;
+    const analysis = await analyse(email, config, env, metrics);
+    const replyRef =
+      config.replies.enabled && env.REPLY_SIGNING_SECRET
+        ? await signReply(env.REPLY_SIGNING_SECRET, route.chatId, sender, email.subject)
+        : null;
+    const text = formatNotification({ email, route, recipient: message.to, sender, analysis, replyRef });
     await sendNotification(route.chatId, text, keyboardFor(config, replyRef), env, config, metrics);
     return "delivered";
   } catch (error) {
-    if (!(error instanceof TelegramFailed)) throw error;
-    return forwardToLegacy(message, config, error.reason);
+    if (error instanceof TelegramFailed) return forwardToLegacy(message, config, error.reason);
+    // A bug of ours must cost the Telegram message, never the email.
+    console.error(`delivery: ${error.stack ?? error}`);
+    return forwardToLegacy(message, config, `worker error: ${error.name ?? "Error"}`);
   }
 }

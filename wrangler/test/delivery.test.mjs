@@ -228,3 +228,26 @@ describe("real-world messages", () => {
     assert.match(text, /S{199}…/);
   });
 });
+
+describe("the fallback reason header", () => {
+  it("is plain printable ASCII even when Telegram's error text is not", async () => {
+    const fake = await startFakeServer({
+      "POST /telegram": () => ({ status: 400, json: { ok: false, description: "chat not found — ü\r\nX-Evil: 1" } }),
+    });
+    const worker = await startWorker({ ...baseVars(fake), ...SECRETS });
+    try {
+      const result = await worker.email({ to: "alerts@tgk.test" });
+      assert.equal(result.error, null);
+      assert.deepEqual(result.calls, [
+        {
+          action: "forward",
+          to: "legacy@mail.tgk.test",
+          headers: { "x-tgk-fallback-reason": "HTTP 400: chat not found ? ???X-Evil: 1" },
+        },
+      ]);
+    } finally {
+      await worker.dispose();
+      await fake.close();
+    }
+  });
+});
