@@ -434,3 +434,23 @@ def test_script_settings_are_not_versioned(http, stable):
     assert response.status_code == 200
     assert http.get(f"{SCRIPT}/script-settings").json()["result"]["logpush"] is True
     assert len(http.get(f"{SCRIPT}/versions").json()["result"]["items"]) == 2
+
+
+def test_only_the_last_100_versions_can_be_deployed(http, stable, emulator):
+    for _ in range(100):
+        emulator.state.seed_version(SCRIPT_NAME)
+    too_old = deploy(http, (stable.id, 100))
+    recent = http.get(f"{SCRIPT}/versions", params={"per_page": 1}).json()["result"]["items"][0]
+    assert too_old.status_code == 400
+    assert "last 100" in too_old.json()["errors"][0]["message"]
+    assert deploy(http, (recent["id"], 100)).status_code == 200
+    assert (
+        len(http.get(f"{SCRIPT}/versions", params={"deployable": "true"}).json()["result"]["items"])
+        == 100
+    )
+
+
+def test_download_gives_the_live_main_module_raw(http, stable):
+    response = http.get(SCRIPT)
+    assert response.status_code == 200
+    assert response.content == stable.modules["worker.js"].content

@@ -446,6 +446,14 @@ def _put_script(api: Api, request: Request, params: dict[str, str]) -> Response:
     return envelope(api.state.put_script(params["account_id"], params["script_name"], upload))
 
 
+@route("GET", SCRIPT)
+def _download_script(api: Api, request: Request, params: dict[str, str]) -> Response:
+    """The live main module, raw (not JSON), as Cloudflare's "Download Worker" returns it."""
+    version = api.state.content(params["account_id"], params["script_name"], None)
+    main = version.modules[version.main_module]
+    return Response(200, main.content, {"Content-Type": main.content_type})
+
+
 @route("DELETE", SCRIPT)
 def _delete_script(api: Api, request: Request, params: dict[str, str]) -> Response:
     api.state.delete_script(
