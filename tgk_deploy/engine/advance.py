@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from tgk_deploy.engine.apply import ActionOutcome, Applier
 from tgk_deploy.engine.context import Context
+from tgk_deploy.engine.lock import run_lock
 from tgk_deploy.errors import ExitCode
 from tgk_deploy.planner.observed import ObservedState
 from tgk_deploy.planner.plan import (
@@ -260,11 +261,13 @@ def advance(
                 "step", f"phase {phase} step {step_plan.step}: {len(step_plan.actions)} action(s)"
             )
             applier = Applier(ctx, observed)
-            try:
-                for action in step_plan.actions:
-                    applier.apply(action)
-            finally:
-                report.outcomes = applier.outcomes
+            # the lock covers applying only: a watch (--wait) must never keep a rollback out
+            with run_lock(ctx.lock_path, ctx.run_id, f"advance --phase {phase}"):
+                try:
+                    for action in step_plan.actions:
+                        applier.apply(action)
+                finally:
+                    report.outcomes = applier.outcomes
             report.status = AdvanceStatus.APPLIED
             report.message = f"phase {phase} step {step_plan.step} applied"
             return report

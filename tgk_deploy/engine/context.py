@@ -63,7 +63,10 @@ class Context:
 
     @property
     def lock_path(self) -> Path:
-        return (self.project_dir / self.spec.project.journal).parent / "run.lock"
+        journal = (
+            self.journal.path if self.journal else self.project_dir / self.spec.project.journal
+        )
+        return journal.parent / "run.lock"
 
     def emit(self, kind: str, message: str, **data: Any) -> None:
         self.events(Event(kind, message, data))

@@ -201,6 +201,7 @@ class Stamp(_Action):
 PlannedAction = Annotated[
     UploadVersion
     | SetTraffic
+    | PinVersion
     | PutSecret
     | DeleteSecret
     | SetVars
