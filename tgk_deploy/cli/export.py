@@ -12,7 +12,7 @@ from tgk_deploy.cli.output import reports
 
 export_app = typer.Typer(
     name="export",
-    help="Write files other tools read: Prometheus alert rules.",
+    help="Write files other tools read: Prometheus alert rules, a Grafana dashboard.",
     no_args_is_help=True,
 )
 
@@ -65,3 +65,29 @@ def alerts(
         )
     for skip in rules.skipped:
         typer.echo(f"skipped phase {skip.phase} {skip.trigger}: {skip.reason}", err=True)
+
+
+@export_app.command("dashboard")
+@reports
+def dashboard(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the dashboard JSON here (default: stdout)."),
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """A Grafana dashboard (JSON model): email flow, AI, routing, candidate vs stable, triggers."""
+    import json
+    import sys
+
+    from tgk_deploy.render.dashboard import grafana_dashboard
+    from tgk_deploy.spec.load import load_spec
+
+    model = grafana_dashboard(load_spec(project))
+    text = json.dumps(model, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        panels = sum(1 for p in model["panels"] if p["type"] != "row")
+        typer.echo(f"wrote a dashboard with {panels} panels to {output}", err=True)
