@@ -156,6 +156,7 @@ def gradual(
                 final = plan_immediate(
                     ctx.spec, observed, environment, run_id=ctx.run_id, detail="gradual"
                 )
+                final.mode, final.next_share = RollbackMode.GRADUAL, 0
                 _run(ctx, final, observed, report, dry_run=False)
                 break
     except TgkError:

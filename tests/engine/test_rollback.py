@@ -1,0 +1,131 @@
+"""Every rollback over HTTP against the emulator: no metrics, no journal, converging on re-run."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.engine.test_advance import run_to
+from tests.fixtures.spec import T0
+from tgk_deploy.engine import rollback
+from tgk_deploy.errors import CloudflareError, ConfigError, RefusedError
+from tgk_deploy.planner.observed import MarkKind
+
+
+def test_immediate_rollback_needs_neither_metrics_nor_journal(world):
+    run_to(world, 1, "canary-50")
+    ctx = world.context(metrics=None, journal=None)
+    report = rollback.immediate(ctx)
+    assert report.done and report.phase == 1
+    production = world.production()
+    assert production.live.split == ((world.seeded["tgk-email-orchestrator"], 100.0),)
+    assert production.live.mark.kind is MarkKind.ROLLBACK
+    rules = world.observe().email_rules
+    assert rules["legacy"].enabled and not rules["worker"].enabled
+
+
+def test_immediate_rollback_sends_independent_calls_in_one_wave(world):
+    run_to(world, 1, "canary-10")
+    report = rollback.immediate(world.context())
+    (plan,) = report.plans
+    assert [sorted(a.kind for a in wave) for wave in plan.waves] == [["email_rule", "pin_version"]]
+
+
+def test_rolling_back_twice_changes_nothing_the_second_time(world):
+    run_to(world, 1, "canary-10")
+    rollback.immediate(world.context())
+    posts = world.emulator.calls("POST") + world.emulator.calls("PUT")
+    again = rollback.immediate(world.context())
+    assert "already rolled back" in again.message
+    assert world.emulator.calls("POST") + world.emulator.calls("PUT") == posts
+
+
+def test_immediate_rollback_of_phase_two_removes_the_key_from_the_stable_version(world):
+    run_to(world, 2, "canary-25")
+    rollback.immediate(world.context())
+    production = world.production()
+    (share,) = production.live.versions
+    version = world.api.get_version(production.script, share.version_id)
+    assert "OPENAI_API_KEY" not in version.secret_names
+    assert version.vars["AI_ANALYSIS"] == "false"
+
+
+def test_gradual_rollback_steps_down_with_the_interval_then_rolls_back_fully(world):
+    run_to(world, 1, "full")
+    start = world.clock.now()
+    report = rollback.gradual(world.context())
+    assert report.done
+    steps = [p.next_share for p in report.plans]
+    assert steps == [75, 50, 25, 0]
+    assert world.clock.now() - start == timedelta(minutes=30)  # three 10 m intervals
+    production = world.production()
+    assert production.live.split == ((world.seeded["tgk-email-orchestrator"], 100.0),)
+
+
+def test_a_trigger_firing_during_a_gradual_rollback_finishes_it_at_once(world):
+    run_to(world, 1, "full")
+    soon = world.clock.now() - T0 + timedelta(minutes=5)
+    world.set_metric("delivery-rate-low", {"value": 0.9999}, {"after": soon, "value": 0.98})
+    report = rollback.gradual(world.context())
+    # delivery-rate-low fires when it held for 10 m: checked after 75 % (+10 m) the window is
+    # half healthy; after 50 % (+20 m) it is all bad, so 25 % is skipped
+    assert [p.next_share for p in report.plans] == [75, 50, 0]
+    assert len(world.production().live.versions) == 1
+
+
+def test_an_interrupted_gradual_rollback_resumes_from_the_live_share(world):
+    run_to(world, 1, "full")
+    ctx = world.context()
+    world.emulator.faults.fail_nth_mutation(2, status=400)
+    with pytest.raises(CloudflareError) as stopped:
+        rollback.gradual(ctx)
+    assert "run the same rollback command again" in (stopped.value.hint or "")
+    resumed = rollback.gradual(world.context())
+    assert resumed.plans[0].next_share == 50  # 75 was applied before the failure
+    assert resumed.done
+
+
+def test_feature_rollback_switches_off_without_moving_traffic(world):
+    run_to(world, 3, "critical-only")
+    before = world.production().live
+    report = rollback.feature(world.context(), "dynamic-routing")
+    assert report.done and report.phase == 3
+    after = world.production().live
+    assert [v.percentage for v in after.versions] == [v.percentage for v in before.versions]
+    version = world.api.get_version(world.production().script, after.versions[0].version_id)
+    assert version.vars["DYNAMIC_ROUTING"] == "false"
+
+
+def test_an_unknown_feature_is_bad_input(world):
+    with pytest.raises(ConfigError) as refused:
+        rollback.feature(world.context(), "teleport")
+    assert "ai, dynamic-routing, email-replies" in refused.value.message
+
+
+def test_to_version_pins_the_named_version(world):
+    run_to(world, 1, "full")
+    baseline = world.seeded["tgk-email-orchestrator"]
+    rollback.to_version(world.context(), baseline)
+    assert world.production().live.split == ((baseline, 100.0),)
+    with pytest.raises(RefusedError):
+        rollback.to_version(world.context(), "0000")
+
+
+def test_destroy_exports_d1_restores_legacy_routing_then_deletes_everything(world):
+    run_to(world, 1, "canary-10")
+    ctx = world.context()
+    plan = rollback.destroy_plan(ctx)
+    with pytest.raises(ConfigError):
+        rollback.destroy(ctx, plan, confirm="yes")
+    report = rollback.destroy(ctx, plan, confirm="tgk-email-orchestrator")
+    assert report.done
+    for backup in plan.backups:
+        assert open(backup).read().startswith("PRAGMA")
+    rules = world.api.email_rules()
+    assert {r.name: r.enabled for r in rules} == {
+        "tgk-email-orchestrator": False,
+        "legacy-email-router": True,
+    }
+    with pytest.raises(CloudflareError):
+        world.api.deployments("tgk-email-orchestrator")
