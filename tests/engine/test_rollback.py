@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -121,7 +122,7 @@ def test_destroy_exports_d1_restores_legacy_routing_then_deletes_everything(worl
     report = rollback.destroy(ctx, plan, confirm="tgk-email-orchestrator")
     assert report.done
     for backup in plan.backups:
-        assert open(backup).read().startswith("PRAGMA")
+        assert Path(backup).read_text().startswith("PRAGMA")
     rules = world.api.email_rules()
     assert {r.name: r.enabled for r in rules} == {
         "tgk-email-orchestrator": False,
