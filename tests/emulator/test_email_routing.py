@@ -97,7 +97,7 @@ def test_put_without_actions_and_matchers_is_refused(http):
 def test_rule_actions_and_matchers_are_validated(http, change):
     response = http.post(RULES, json={**WORKER_RULE, **change})
     assert response.status_code == 400
-    assert response.json()["success"] is False
+    assert codes(response) == [2007]
 
 
 def test_delete_rule_returns_it_and_then_it_is_gone(http):
@@ -145,3 +145,15 @@ def test_seeded_rules_are_found_by_name(http, emulator):
     assert rules["tgk-email-orchestrator"]["enabled"] is False
     assert rules["legacy-email-router"]["enabled"] is True
     assert rules["legacy-email-router"]["actions"][0]["type"] == "forward"
+
+
+def test_a_drop_action_with_values_gets_cloudflares_own_words(http):
+    response = http.post(
+        RULES, json={**WORKER_RULE, "actions": [{"type": "drop", "value": ["x@y.example"]}]}
+    )
+    assert response.json()["errors"] == [
+        {
+            "code": 2007,
+            "message": "Invalid Input: actions: (0: (value: drop action cannot have values.).)",
+        }
+    ]

@@ -4,7 +4,20 @@ Nothing here knows a rule of the API; it parses (JSON, multipart, query),
 validates bodies with ``bodies``, calls ``EmulatorState`` and wraps the
 result in ``{success, errors, messages, result, result_info?}``. The control
 plane for tests and ``rehearse`` lives under ``/__emulator/`` (moto's
-``/moto-api/``) and needs no token.
+``/moto-api/``) and needs no token; its calls are neither faulted nor logged:
+
+    POST   /__emulator/reset                       state, faults and log back to empty
+    POST   /__emulator/seed/{script,version,email-rule,d1,r2,demo}   JSON = seed_* kwargs
+    GET    /__emulator/requests   DELETE: clear    the request log (never bodies)
+    GET    /__emulator/faults     DELETE: clear    the fault plan, and what was injected
+    POST   /__emulator/faults                      {seed, latency_ms, jitter_ms,
+                                                    error_rate, error_status, drop_rate}
+    POST   /__emulator/faults/fail-next            {method, path, status, retry_after, times, after}
+    POST   /__emulator/faults/drop-next            {method, path, times, after}
+    POST   /__emulator/faults/fail-nth-mutation    {n, status, drop, after, retry_after}
+    POST   /__emulator/clock                       {advance_seconds} (simulated clock only)
+    GET    /__emulator/state                       a summary, for people debugging
+    GET    /__emulator/d1-exports/{token}          the SQL dump a D1 export's signed_url names
 """
 
 from __future__ import annotations
@@ -126,7 +139,8 @@ def _validate(model: type[M], data: object, code: int = Code.VALIDATION) -> M:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors()
         )
-        raise ApiError(400, code, f"invalid request body: {problems}") from None
+        prefix = "Invalid Input" if code == Code.EMAIL_VALIDATION else "invalid request body"
+        raise ApiError(400, code, f"{prefix}: {problems}") from None
 
 
 _PARAM = re.compile(r';\s*([\w*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')

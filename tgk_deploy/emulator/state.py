@@ -51,7 +51,9 @@ class Code:
     the OpenAPI x-cfLinkErrors), 10214/10215/10220 (wrangler handles them by
     number), 7003 (the envelope's "No route for the URI"), 7404 (D1 not found),
     10006/10008 (R2 no such bucket / bucket not empty). The validation codes of
-    email routing and D1 are not documented; the emulator's choice is marked.
+    D1 are not documented, nor is email routing's not-found: the emulator's
+    choice is marked. 2007 "Invalid Input: ..." is what Email Routing answered
+    to a drop action with values (cloudflare-docs issue 20017).
     """
 
     AUTH = 10000
@@ -64,8 +66,8 @@ class Code:
     SECRETS_CHANGED = 10220
     NO_ROUTE = 7003
     METHOD_NOT_ALLOWED = 10405
+    EMAIL_VALIDATION = 2007
     EMAIL_NOT_FOUND = 2020  # emulator's choice
-    EMAIL_VALIDATION = 2021  # emulator's choice
     D1_NOT_FOUND = 7404
     D1_VALIDATION = 7400  # emulator's choice
     R2_NO_SUCH_BUCKET = 10006
@@ -1243,7 +1245,7 @@ def _check_rule(
     """Email routing's own rules on matchers and actions (beyond the JSON shape)."""
 
     def refuse(message: str) -> ApiError:
-        return ApiError(400, Code.EMAIL_VALIDATION, message)
+        return ApiError(400, Code.EMAIL_VALIDATION, f"Invalid Input: {message}")
 
     for matcher in matchers:
         if catch_all:
@@ -1261,7 +1263,7 @@ def _check_rule(
         values = action.value or []
         if action.type == "drop":
             if values:
-                raise refuse("a drop action takes no value")
+                raise refuse("actions: (0: (value: drop action cannot have values.).)")
         elif not values:
             raise refuse(f"a {action.type} action needs a value")
         elif action.type == "worker" and not all(_SCRIPT_NAME.match(v) for v in values):
