@@ -190,3 +190,17 @@ def test_export_and_gate_never_load_the_cloudflare_sdk():
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_every_runbook_link_lands_on_a_heading_of_a_committed_runbook():
+    rules = alert_rules(SPEC)
+
+    for group in rules.groups:
+        for rule in group["rules"]:
+            page, anchor = rule["annotations"]["runbook_url"].split("#")
+            headings = [
+                line.lstrip("#").strip().lower().replace(" ", "-")
+                for line in (REPO / page).read_text().splitlines()
+                if line.startswith("#")
+            ]
+            assert anchor in headings, f"{rule['alert']}: no heading #{anchor} in {page}"

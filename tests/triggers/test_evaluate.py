@@ -325,13 +325,15 @@ def test_simulated_verdicts_say_so_in_the_field_and_the_why():
     assert gate.simulated and gate.why.startswith("[simulated] ")
 
 
-def test_verdicts_serialise_to_json_with_nan_spelled_out():
-    verdict = verdict_of(trigger(), math.nan)
+def test_verdicts_are_strict_json_even_with_an_infinite_value():
+    import json
 
-    as_json = verdict.model_dump_json()
+    verdict = verdict_of(trigger(), math.inf)  # histogram_quantile's answer past the last bucket
 
-    assert '"outcome":"inconclusive"' in as_json
-    assert '"evaluated_at":"2026-03-02T12:00:00Z"' in as_json
+    for text in (verdict.model_dump_json(), json.dumps(verdict.model_dump(mode="json"))):
+        data = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+        assert data["value"] == "+Inf" and data["outcome"] == "fail"
+        assert data["evaluated_at"] == "2026-03-02T12:00:00Z"
 
 
 # ---------------------------------------------------------------- properties

@@ -17,14 +17,28 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from tgk_deploy.spec.models import Comparison, MetricCheck, Severity, format_duration
 from tgk_deploy.triggers.samples import QueryRequest, QueryResult, QueryRole, Series
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 MAX_RANGE_POINTS = 30
+
+
+def _finite_or_text(value: float) -> float | str:
+    """JSON has no NaN or Infinity: spell them as Prometheus does."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return value
+
+
+Number = Annotated[float, PlainSerializer(_finite_or_text, when_used="json")]
+"""A float that stays valid JSON (+Inf from histogram_quantile is a real answer)."""
 
 
 class Outcome(StrEnum):
@@ -85,7 +99,7 @@ def range_step(window: timedelta) -> timedelta:
 class CheckVerdict(BaseModel):
     """One check judged, with everything needed to say why (journaled as JSON)."""
 
-    model_config = ConfigDict(frozen=True, ser_json_inf_nan="strings")
+    model_config = ConfigDict(frozen=True)
 
     phase: int
     check: str
@@ -96,17 +110,17 @@ class CheckVerdict(BaseModel):
     relative_query: str | None = None
     sample_query: str | None = None
     op: Comparison
-    threshold: float = Field(description="as declared (a factor when relative)")
-    effective_threshold: float | None = Field(
+    threshold: Number = Field(description="as declared (a factor when relative)")
+    effective_threshold: Number | None = Field(
         default=None, description="what the value was compared with: threshold x baseline"
     )
-    value: float | None = Field(default=None, description="the latest value")
-    baseline: float | None = None
-    values: list[float] = Field(default_factory=list, description="every point of a for: window")
+    value: Number | None = Field(default=None, description="the latest value")
+    baseline: Number | None = None
+    values: list[Number] = Field(default_factory=list, description="every point of a for: window")
     window: str | None = Field(default=None, description="the for: duration")
     points_expected: int | None = None
-    sample_size: float | None = None
-    min_sample: float | None = None
+    sample_size: Number | None = None
+    min_sample: Number | None = None
     severity: Severity
     evaluated_at: datetime
     simulated: bool = False
@@ -121,7 +135,7 @@ class CheckVerdict(BaseModel):
 class GateVerdict(BaseModel):
     """A phase's success criteria or rollback triggers judged together."""
 
-    model_config = ConfigDict(frozen=True, ser_json_inf_nan="strings")
+    model_config = ConfigDict(frozen=True)
 
     phase: int
     kind: GateKind
