@@ -691,7 +691,7 @@ class EmulatorState:
     ) -> Deployment:
         annotations: JsonDict = {"workers/triggered_by": triggered_by}
         if message is not None:
-            annotations["workers/message"] = _truncate(message)
+            annotations["workers/message"] = message
         deployment = Deployment(
             id=self._uuid(),
             created_on=self.clock(),
@@ -1198,17 +1198,10 @@ class EmulatorState:
 # --- helpers of the rules above ----------------------------------------------------------------
 
 
-def _truncate(message: str) -> str:
-    raw = message.encode()
-    if len(raw) <= bodies.MESSAGE_MAX_BYTES:
-        return message
-    return raw[: bodies.MESSAGE_MAX_BYTES].decode(errors="ignore")
-
-
 def _version_annotations(annotations: bodies.VersionAnnotations) -> JsonDict:
     result: JsonDict = {}
     if annotations.message is not None:
-        result["workers/message"] = _truncate(annotations.message)
+        result["workers/message"] = annotations.message
     if annotations.tag is not None:
         result["workers/tag"] = annotations.tag
     return result
