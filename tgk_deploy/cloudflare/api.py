@@ -91,6 +91,7 @@ def version_from_api(item: dict[str, Any]) -> Version:
         message=annotations.get("workers/message"),
         vars={b["name"]: str(b.get("text", "")) for b in bindings if b.get("type") == "plain_text"},
         secret_names=sorted(b["name"] for b in bindings if b.get("type") == "secret_text"),
+        detailed="resources" in item,
     )
 
 
@@ -413,14 +414,17 @@ class CloudflareAPI:
         remove_secrets: Sequence[str] = (),
         tag: str | None = None,
         message: str = "",
+        check_existing: bool = True,
     ) -> Version:
         """A version with ``base``'s code and bindings but these changes (CLOUDFLARE-API.md trap 2).
 
         Every binding that stays is ``inherit``-ed from the base version; vars get
         their new ``plain_text`` values; secrets are added with their value or
-        dropped. With a tag the call is idempotent.
+        dropped. With a tag the call is idempotent (``check_existing=False``: the
+        caller has just listed the versions and knows the tag is new). When no
+        binding would change, no version is made: the base is the answer.
         """
-        if tag:
+        if tag and check_existing:
             existing = self.find_version_by_tag(script, tag)
             if existing is not None:
                 return existing
@@ -429,10 +433,21 @@ class CloudflareAPI:
             lambda: self._version_detail(script, base_version_id),
             lambda: self.version_content(script, base_version_id),
         )
+        current = (detail.get("resources") or {}).get("bindings") or []
+        present = {b.get("name"): b for b in current}
+        if (
+            not add_secrets
+            and not any(name in present for name in remove_secrets)
+            and all(
+                present.get(k, {}).get("type") == "plain_text" and present[k].get("text") == v
+                for k, v in (vars or {}).items()
+            )
+        ):
+            return version_from_api(detail)
         changed = set(vars or {}) | {s.name for s in add_secrets} | set(remove_secrets)
         bindings: list[dict[str, Any]] = [
             {"type": "inherit", "name": b["name"], "version_id": base_version_id}
-            for b in (detail.get("resources") or {}).get("bindings") or []
+            for b in current
             if b.get("name") not in changed
         ]
         bindings += [

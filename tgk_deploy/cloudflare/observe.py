@@ -70,8 +70,13 @@ def observe(
     now: datetime,
     environments: list[str] | None = None,
     with_versions: bool = True,
+    with_details: bool = True,
 ) -> ObservedState:
-    """Everything the planner looks at. ``with_versions=False`` skips the version lists (status)."""
+    """Everything the planner looks at, in two concurrent rounds.
+
+    ``with_versions=False`` skips the version lists (status); ``with_details=False``
+    skips the second round (rollback: the version list's tags are enough).
+    """
     names = environments or list(project.environments)
     scripts = {name: project.environments[name].script for name in names}
     calls = [lambda s=s: _deployments_or_missing(api, s) for s in scripts.values()]
@@ -89,7 +94,7 @@ def observe(
     wanted = [
         (name, share.version_id)
         for name, found in deployments.items()
-        if found
+        if found and with_details
         for share in found[0].versions
     ]
     details_list = (

@@ -63,6 +63,7 @@ class Applier:
             name: (env.live.id if env.live else None) for name, env in observed.environments.items()
         }
         self.outcomes: list[ActionOutcome] = []
+        self.live_split: dict[str, dict[str, float]] = {}  # what our own deployments left
 
     # ------------------------------------------------------------------ helpers
 
@@ -91,6 +92,7 @@ class Applier:
         """Record our deployment and verify the split by a re-read (set, then verify)."""
         with self._lock:
             self.expected_live[environment] = deployment.id
+            self.live_split[environment] = dict(wanted)
         live = self.ctx.api.live_deployment(self._script(environment))
         got = {v.version_id: v.percentage for v in live.versions} if live else {}
         if (
@@ -295,19 +297,25 @@ class Applier:
         """
         api = self.ctx.api
         script = self._script(environment)
-        env = self._environment(environment)
-        live = env.live
-        if live is None:
-            raise CloudflareError(f"change versions of {script}", state_left="nothing is deployed")
+        known = self.observed.environments.get(environment)
+        if environment in self.live_split and known is not None:
+            shares = dict(self.live_split[environment])  # we deployed it moments ago
+            env = known
+        else:
+            env = self._environment(environment)
+            if env.live is None:
+                raise CloudflareError(
+                    f"change versions of {script}", state_left="nothing is deployed"
+                )
+            shares = {v.version_id: v.percentage for v in env.live.versions}
         if base_version_id is not None:
             targets = [base_version_id]
         elif vars_:
             mark = next((d.mark for d in env.deployments if d.mark), None)
             candidate = candidate_of(env, mark.phase) if mark else None
-            targets = [candidate.id] if candidate else [live.versions[0].version_id]
+            targets = [candidate.id] if candidate else [next(iter(shares))]
         else:
-            targets = [v.version_id for v in live.versions]
-        shares = {v.version_id: v.percentage for v in live.versions}
+            targets = list(shares)
         replaced: dict[str, str] = {}
         for target in targets:
             if target not in shares:
@@ -315,17 +323,22 @@ class Applier:
                     f"version {target} no longer takes traffic on {script}",
                     hint="tgk-deploy status; then run the command again",
                 )
-            base = env.versions.get(target)
+            new_tag = tag  # None: a fresh tag (a secret added mid-split is not content-addressed)
+            listed = known is not None and bool(known.versions)
             version = api.derive_version(
                 script,
                 target,
                 vars=vars_ or {},
                 add_secrets=add_secrets or [],
                 remove_secrets=remove_secrets or [],
-                tag=tag or (base.tag if base else None),
+                tag=new_tag,
                 message=message or f"tgk derived from {target[:8]} r={self.ctx.run_id}",
+                check_existing=not listed
+                or (new_tag is not None and known.version_with_tag(new_tag) is not None),
             )
             replaced[target] = version.id
+        if all(old == new for old, new in replaced.items()) and not message:
+            return {"unchanged": True, "split": shares}
         wanted = {replaced.get(v, v): p for v, p in shares.items()}
         deployment = api.deploy(script, wanted, message=message, allow_force=True)
         result = self._deployed(environment, deployment, wanted)

@@ -74,11 +74,19 @@ class Context:
     def scripts(self) -> dict[str, str]:
         return {name: env.script for name, env in self.spec.project.environments.items()}
 
-    def observe(self) -> ObservedState:
+    def observe(
+        self, environments: list[str] | None = None, *, details: bool = True
+    ) -> ObservedState:
         """What Cloudflare says now, plus the local D1 backups already taken."""
         from tgk_deploy.cloudflare.observe import observe
 
-        observed = observe(self.api, self.spec.project, now=self.clock.now())
+        observed = observe(
+            self.api,
+            self.spec.project,
+            now=self.clock.now(),
+            environments=environments,
+            with_details=details,
+        )
         if self.backups_dir.is_dir():
             observed.backups = sorted(p.stem for p in self.backups_dir.glob("*.sql"))
         return observed

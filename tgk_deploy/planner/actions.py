@@ -32,6 +32,16 @@ def content_tag(phase: int, bundle_hash: str, vars_: dict[str, str]) -> str:
     return f"{phase_tag_prefix(phase)}{digest[:12]}"
 
 
+def switch_off_tag(base: str, vars_: dict[str, str], dropped: list[str]) -> str:
+    """The tag of a version a rollback derives: not a phase's, so never taken for a candidate."""
+    digest = hashlib.sha256(
+        json.dumps(
+            {"base": base, "vars": dict(sorted(vars_.items())), "drop": sorted(dropped)}
+        ).encode()
+    ).hexdigest()
+    return f"tgk-rb-{digest[:12]}"
+
+
 def _vars_text(vars_: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(vars_.items()))
 

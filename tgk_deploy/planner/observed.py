@@ -122,6 +122,7 @@ class Version(BaseModel):
     message: str | None = None
     vars: dict[str, str] = Field(default_factory=dict)  # plain_text bindings
     secret_names: list[str] = Field(default_factory=list)  # secret_text bindings (names only)
+    detailed: bool = True  # False: read from a version list, whose items carry no bindings
 
 
 class EnvironmentState(BaseModel):

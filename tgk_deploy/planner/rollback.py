@@ -20,7 +20,7 @@ from tgk_deploy.planner.actions import (
     SetTraffic,
     SetVars,
     Stamp,
-    content_tag,
+    switch_off_tag,
 )
 from tgk_deploy.planner.observed import (
     EnvironmentState,
@@ -65,13 +65,24 @@ def _rollback_phase(spec: Spec, observed: ObservedState) -> int | None:
 def _feature_switches(
     spec: Spec, features: list[str], version: Version
 ) -> tuple[dict[str, str], list[str]]:
-    """The vars to set and secrets to drop so ``version`` has these features off."""
+    """The vars to set and secrets to drop so ``version`` has these features off.
+
+    When the version's bindings were not read (a fast rollback reads only the
+    version list), the whole switch is planned; applying it is a no-op where
+    the bindings already agree.
+    """
     off_vars: dict[str, str] = {}
     drop: list[str] = []
     for name in features:
         feature: FeatureSpec = spec.project.features[name]
-        off_vars.update({k: v for k, v in feature.off_vars.items() if version.vars.get(k) != v})
-        drop += [s for s in feature.secrets if s in version.secret_names]
+        off_vars.update(
+            {
+                k: v
+                for k, v in feature.off_vars.items()
+                if not version.detailed or version.vars.get(k) != v
+            }
+        )
+        drop += [s for s in feature.secrets if not version.detailed or s in version.secret_names]
     return off_vars, drop
 
 
@@ -113,6 +124,12 @@ def plan_immediate(
         )
         return result
     mark = RolloutMark(phase=phase, kind=MarkKind.ROLLBACK, detail=detail, run_id=run_id).render()
+    live = env.live
+    fallback_pending = _email_fallback(spec, observed, environment, env.script)
+    last = live.mark if live is not None else None
+    if last and last.kind is MarkKind.ROLLBACK and last.phase == phase and not fallback_pending:
+        result.done = True  # rolled back, and nothing moved since
+        return result
     candidate = candidate_of(env, phase)
     stable_id = find_stable(env, candidate.id if candidate else None)
     live = env.live
@@ -151,9 +168,7 @@ def plan_immediate(
     if first_wave:
         result.waves.append(first_wave)
     if switch_off:
-        tag = content_tag(
-            phase, stable.tag or stable.id, {**off_vars, **{f"-{s}": "" for s in drop}}
-        )
+        tag = switch_off_tag(stable.id, off_vars, drop)
         result.waves.append(
             [
                 SetVars(
@@ -266,9 +281,7 @@ def plan_feature(
             continue
         off_vars, drop = _feature_switches(spec, [feature], version)
         if off_vars or drop:
-            tag = content_tag(
-                owner or 0, version.tag or version.id, {**off_vars, **{f"-{s}": "" for s in drop}}
-            )
+            tag = switch_off_tag(version.id, off_vars, drop)
             wave.append(
                 SetVars(
                     environment=environment,
