@@ -304,3 +304,9 @@ def test_a_retry_after_beyond_the_deadline_gives_up_at_once_instead_of_sleeping_
 
     assert route.call_count == 1
     assert raised.value.status == 429 and raised.value.error == "too many queries"
+
+
+@pytest.mark.parametrize("url", ["prometheus:9090", "ftp://prometheus", "http://"])
+def test_a_url_that_is_not_http_is_a_config_error_not_an_unreachable_server(url: str):
+    with pytest.raises(ConfigError, match="must look like http"):
+        PrometheusClient(url)

@@ -291,7 +291,7 @@ def _instant_value(result: QueryResult, what: str) -> float:
     return value
 
 
-def _window_values(result: QueryResult, plan: CheckPlan, what: str) -> list[float]:
+def _window_values(result: QueryResult, what: str) -> list[float]:
     """Values at every step of the window, in order; any gap or NaN is inconclusive."""
     series = _one_series(result, what)
     request = result.request
@@ -364,9 +364,9 @@ def judge(
                 )
         assert plan.value is not None
         if plan.value.is_range:
-            values = _window_values(by_role[QueryRole.VALUE], plan, "query")
+            values = _window_values(by_role[QueryRole.VALUE], "query")
             baselines = (
-                _window_values(by_role[QueryRole.BASELINE], plan, "relative_to query")
+                _window_values(by_role[QueryRole.BASELINE], "relative_to query")
                 if plan.baseline
                 else None
             )

@@ -105,7 +105,10 @@ def _parse_series(result_type: str, result: Any) -> list[Series]:
 
 
 class PrometheusClient:
-    """Queries one Prometheus server; build it with ``from_spec`` or hand it an httpx client."""
+    """Queries one Prometheus server; build it with ``from_spec``, or from a URL in tests.
+
+    ``transport`` is httpx's seam: tests and benchmarks may wrap the network.
+    """
 
     simulated = False
 
@@ -120,6 +123,11 @@ class PrometheusClient:
         transport: httpx.BaseTransport | None = None,
         max_concurrency: int = 20,
     ) -> None:
+        if httpx.URL(base_url).scheme not in ("http", "https") or not httpx.URL(base_url).host:
+            raise ConfigError(
+                f"the Prometheus URL must look like http(s)://host:port[/path], "
+                f"not {_safe_url(base_url)!r}"
+            )
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.max_concurrency = max_concurrency
