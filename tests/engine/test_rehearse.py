@@ -17,7 +17,8 @@ SECRETS = {
 
 
 def run_rehearsal(tmp_path, scenario: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **SECRETS, "NO_COLOR": "1"}
+    # CLOUDFLARE_LOG=debug makes the SDK log every request body: the secrets must still not show
+    env = {**os.environ, **SECRETS, "NO_COLOR": "1", "CLOUDFLARE_LOG": "debug"}
     return subprocess.run(
         [
             sys.executable,

@@ -155,7 +155,7 @@ class CloudflareAPI:
         self.zone_id = zone_id
         self.refs = refs or {}
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.deadline = Deadline(timeout)
+        self.timeout = timeout  # the budget of one operation, retries and waits included
         self._sleep = sleep
         per_call = httpx.Timeout(min(30.0, timeout), connect=min(10.0, timeout))
         self._http = http_client or httpx.Client(
@@ -169,13 +169,14 @@ class CloudflareAPI:
             http_client=self._http,
         )
         self.last_policy: RetryPolicy | None = None
+        _redact_library_logs()
 
     @classmethod
     def from_env(cls, project: Project, *, timeout: float = 60.0, **kwargs: Any) -> CloudflareAPI:
         """Credentials as wrangler reads them: CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, …"""
         token = _env("CLOUDFLARE_API_TOKEN")
-        account = _ref(project.account_id)
-        zone = os.environ.get(project.email_routing.zone_id[2:-1]) or None
+        account = _ref(project.account_id, kwargs.get("refs"))
+        zone = _ref(project.email_routing.zone_id, kwargs.get("refs"))
         base_url = os.environ.get("CLOUDFLARE_API_BASE_URL") or None
         return cls(
             token=token,
@@ -198,7 +199,7 @@ class CloudflareAPI:
     # ------------------------------------------------------------------ transport
 
     def _policy(self) -> RetryPolicy:
-        policy = RetryPolicy(deadline=self.deadline, sleep=self._sleep)
+        policy = RetryPolicy(deadline=Deadline(self.timeout), sleep=self._sleep)
         self.last_policy = policy
         return policy
 
@@ -292,6 +293,8 @@ class CloudflareAPI:
 
     def concurrently(self, *calls: Callable[[], Any]) -> list[Any]:
         """Independent calls at once; the first error is raised after all have finished."""
+        if not calls:
+            return []
         if len(calls) == 1:
             return [calls[0]()]
         with ThreadPoolExecutor(max_workers=len(calls)) as pool:
@@ -656,6 +659,7 @@ class CloudflareAPI:
         path = f"/accounts/{self.account_id}/d1/database/{database_id}/export"
         bookmark: str | None = None
         operation = f"export D1 database {database.name}"
+        deadline = Deadline(max(self.timeout, 600.0))  # exports of big databases take minutes
         while True:
             body: dict[str, Any] = {"output_format": "polling"}
             if bookmark:
@@ -672,7 +676,7 @@ class CloudflareAPI:
                     errors=[CloudflareErrorDetail(None, str(result.get("error")))],
                     state_left="no export; the database is available again",
                 )
-            if self.deadline.remaining() < poll_interval:
+            if deadline.remaining() < poll_interval:
                 raise CloudflareUnreachable(
                     operation,
                     state_left="the export was abandoned (Cloudflare cancels it when polling stops)",
@@ -717,6 +721,26 @@ class CloudflareAPI:
             f"/accounts/{self.account_id}/r2/buckets/{bucket}",
             operation=f"delete R2 bucket {bucket}",
         )
+
+
+def _redact_library_logs() -> None:
+    """CLOUDFLARE_LOG=debug makes the SDK log request bodies, secret values included: mask them.
+
+    A logger's filter sees only records made on that logger, a handler's sees
+    propagated ones too, so both get the redacting filter.
+    """
+    import logging
+
+    from tgk_deploy.secret_values import RedactingFilter
+
+    redacting = RedactingFilter()
+    for name in ("cloudflare", "cloudflare._base_client", "httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(redacting)
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(redacting)
 
 
 def _retry_after(response: httpx.Response | None) -> float | None:

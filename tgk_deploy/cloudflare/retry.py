@@ -1,4 +1,4 @@
-"""One retry policy for every Cloudflare call, in place of the SDK's own.
+"""One retry policy (tenacity) for every Cloudflare call, in place of the SDK's own.
 
 Reads, PUTs and DELETEs are retried on 429, 5xx and connection errors with
 exponential backoff and jitter; ``Retry-After`` is honoured whatever its
@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 T = TypeVar("T")
 
@@ -68,30 +70,34 @@ class RetryPolicy:
         ``before_retry`` may find that a failed attempt did take effect after all
         (a POST whose response was lost) and return its result instead.
         """
-        attempt = 0
-        while True:
-            try:
-                return attempt_once()
-            except Transient as failure:
-                attempt += 1
-                wait = (
-                    failure.retry_after
-                    if failure.retry_after is not None
-                    else self.backoff(attempt)
-                )
-                if attempt >= self.max_attempts:
-                    raise on_give_up(
-                        failure, f"gave up after {attempt} attempts"
-                    ) from failure.cause
-                if wait > self.deadline.remaining():
-                    reason = (
-                        f"the server asked to wait {wait:g} s, more than the {max(0.0, self.deadline.remaining()):.0f} s "
-                        "left of --timeout"
-                    )
-                    raise on_give_up(failure, reason) from failure.cause
-                self.waits.append(wait)
-                self.sleep(wait)
-                if before_retry is not None:
+
+        def wait(state: RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome else None
+            assert isinstance(failure, Transient)
+            attempts = state.attempt_number
+            if attempts >= self.max_attempts:
+                raise on_give_up(failure, f"gave up after {attempts} attempts") from failure.cause
+            asked = failure.retry_after is not None
+            pause = failure.retry_after if asked else self.backoff(attempts)
+            left = max(0.0, self.deadline.remaining())
+            if pause > left:
+                who = "the server asked to wait" if asked else "the next retry would wait"
+                reason = f"{who} {pause:g} s, more than the {left:.0f} s left of --timeout"
+                raise on_give_up(failure, reason) from failure.cause
+            self.waits.append(pause)
+            return pause
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(Transient),
+            wait=wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                if before_retry is not None and attempt.retry_state.attempt_number > 1:
                     found = before_retry()
                     if found is not None:
                         return found
+                return attempt_once()
+        raise AssertionError("unreachable: tenacity either returns or raises")
