@@ -106,3 +106,15 @@ def test_reset_forgets_everything(emulator: Emulator):
     with client(emulator) as http:
         assert codes(http.get(f"{SCRIPT}/versions")) == [10007]
     assert emulator.faults.latency_ms == 0
+
+
+def test_a_chunked_request_body_is_read_whole(emulator: Emulator):
+    emulator.state.seed_script(SCRIPT_NAME)
+
+    def body():
+        yield b'{"name": "K", "text": "v",'
+        yield b' "type": "secret_text"}'
+
+    with client(emulator) as http:
+        response = http.put(f"{SCRIPT}/secrets", content=body())
+    assert response.status_code == 200
