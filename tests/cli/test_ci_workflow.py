@@ -1,24 +1,16 @@
-"""The example GitHub Actions workflow parses and only calls tgk-deploy the way the CLI allows.
-
-Typer ships its own copy of click, so commands and parameters are inspected by
-their attributes (``commands``, ``opts``, ``is_flag``, ``type.choices``).
-"""
+"""The example GitHub Actions workflow parses and only calls tgk-deploy the way the CLI allows."""
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import typer.main
 import yaml
 
+from tests.cli.command_lines import check_options, resolve, tgk_deploy_calls
 from tests.fixtures.spec import REPO
-from tgk_deploy.cli.app import app
 
 WORKFLOW = REPO / "examples" / "github-actions" / "rollout.yml"
-SHELL_OPERATORS = {">", ">>", "<", "|", "||", "&&", ";", "&", "2>", "2>&1"}
 # The lead builds these in the engine issue; while one is not registered yet the
 # workflow may name it, and this test skips that line instead of failing.
 BEING_BUILT = {"advance", "rollback", "approve"}
@@ -34,67 +26,6 @@ def run_scripts(workflow: dict) -> Iterator[tuple[str, str]]:
         for step in job["steps"]:
             if "run" in step:
                 yield f"{job_name}/{step.get('name', step['run'][:30])}", step["run"]
-
-
-def tgk_deploy_calls(script: str) -> Iterator[list[str]]:
-    """Each ``tgk-deploy ...`` command line, as argv up to the first shell operator."""
-    joined = script.replace("\\\n", " ")
-    for line in joined.splitlines():
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        lexer.commenters = "#"
-        tokens = list(lexer)
-        for index, token in enumerate(tokens):
-            if token == "tgk-deploy":
-                argv = []
-                for arg in tokens[index + 1 :]:
-                    if arg in SHELL_OPERATORS or arg.startswith((">", "|", ";", "&")):
-                        break
-                    argv.append(arg)
-                yield argv
-
-
-def resolve(argv: list[str]) -> tuple[Any, list[str], str]:
-    """Walk groups (``export dashboard``) down to the command; return it and its arguments."""
-    command: Any = typer.main.get_command(app)
-    path = []
-    rest = list(argv)
-    while hasattr(command, "commands") and rest and not rest[0].startswith("-"):
-        name = rest.pop(0)
-        path.append(name)
-        found = command.commands.get(name)
-        if found is None:
-            return None, rest, " ".join(path)
-        command = found
-    return command, rest, " ".join(path)
-
-
-def check_options(command: Any, args: list[str], where: str) -> None:
-    options = {
-        name: param
-        for param in command.params
-        if param.param_type_name == "option"
-        for name in (*param.opts, *param.secondary_opts)
-    }
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        index += 1
-        if not arg.startswith("-"):
-            continue
-        name, equals, inline = arg.partition("=")
-        assert name in options, f"{where}: {name} is not an option ({sorted(options)})"
-        param = options[name]
-        if param.is_flag or param.count:
-            continue
-        value = inline if equals else args[index]
-        index += 0 if equals else 1
-        if not value.startswith("$"):  # a shell variable is only known at run time
-            context = command.context_class(command, info_name=command.name)
-            try:
-                param.process_value(context, value)
-            except Exception as error:
-                pytest.fail(f"{where}: {name} {value!r}: {error}")
 
 
 def test_the_workflow_is_valid_yaml_with_the_three_triggers(workflow):

@@ -701,20 +701,27 @@ tgk-deploy rollback --to-version VERSION_ID --yes"""
         lines.append(f"- R2 bucket `{r2.bucket}` (`{key}`): not backed up; copy it first if needed")
     lines += [
         "",
-        "First make sure mail does not depend on the Worker:",
+        "Read what it will do (no change):",
         "",
-        *_fence(
-            """
-tgk-deploy rollback --immediate   # legacy routing on, Worker rule off
-tgk-deploy status"""
-        ),
+        *_fence("tgk-deploy destroy --dry-run"),
         "",
         "Then:",
         "",
         *_fence("tgk-deploy destroy"),
         "",
-        "It exports D1 to a local SQL file, lists everything it will delete, and asks",
-        "you to type the script name. Keep the SQL file: it is the only copy of the data.",
+        "In order, it:",
+        "",
+        "1. exports each D1 database to a local SQL file in `backups/`;",
+        f"2. turns the Email Routing rule `{project.email_routing.legacy_rule}` on and "
+        f"`{project.email_routing.worker_rule}` off, so mail keeps flowing;",
+        "3. deletes the scripts, D1 databases and R2 buckets above.",
+        "",
+        "It asks you to type the production script name "
+        f"(`{project.environments['production'].script}`); pipelines pass `--confirm NAME`.",
+        "Keep the SQL files: they are the only copy of the data.",
+        "",
+        "Exit 6 part-way (for example an R2 bucket that is not empty): fix the cause and",
+        "run `tgk-deploy destroy` again. Parts already deleted are skipped.",
         "",
     ]
     return "\n".join(lines)
