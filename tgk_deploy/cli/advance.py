@@ -58,18 +58,22 @@ def advance(
     from tgk_deploy.spec.models import parse_duration
 
     out = Output(output)
-    printer = EventPrinter(out)
+    printer = EventPrinter(
+        out, title=f"tgk-deploy advance --phase {phase}" + (" --wait" if wait else "")
+    )
     with open_context(project, timeout=timeout, events=printer, allow_force=allow_force) as ctx:
         confirm = None if (yes or dry_run or out.json) else confirm_plan(out)
-        report = run_advance(
-            ctx,
-            phase,
-            dry_run=dry_run,
-            wait=wait,
-            interval=parse_duration(interval),
-            confirm=confirm,
-        )
-    printer.close()
+        try:
+            report = run_advance(
+                ctx,
+                phase,
+                dry_run=dry_run,
+                wait=wait,
+                interval=parse_duration(interval),
+                confirm=confirm,
+            )
+        finally:
+            printer.close()
     out.emit(report, lambda console: draw_advance(console, report))
     raise typer.Exit(report.exit_code)
 

@@ -64,6 +64,24 @@ class AdvanceReport(BaseModel):
         }[self.status]
 
 
+def split_text(observed: ObservedState, environment: str = "production") -> str:
+    """The live split as an operator reads it: version number, tag, share."""
+    env = observed.environments.get(environment)
+    live = env.live if env else None
+    if env is None or live is None:
+        return f"{environment}: nothing deployed"
+    parts = []
+    for share in live.versions:
+        version = env.versions.get(share.version_id)
+        name = (
+            f"#{version.number} {version.tag or share.version_id[:8]}"
+            if version
+            else share.version_id[:8]
+        )
+        parts.append(f"{name} {share.percentage:g} %")
+    return f"{env.script}: " + " / ".join(parts)
+
+
 def live_versions(observed: ObservedState, phase: int) -> LiveVersions:
     production = observed.environments.get("production")
     if production is None:
@@ -225,7 +243,7 @@ def advance(
                     report.message = blocking[0].message
                     return report
                 pause = min(interval, until - ctx.clock.now())
-                ctx.emit("wait", blocking[0].message, until=until, verdicts=verdicts)
+                ctx.emit("wait", blocking[0].message, until=until, split=split_text(observed))
                 ctx.clock.sleep(max(pause.total_seconds(), 1.0))
                 continue
             if blocking:

@@ -1,0 +1,112 @@
+"""`advance --wait` on a real terminal: the live view shows the split, the bake left and
+every trigger's value against its threshold (a pseudo-terminal, the emulator, a real Prometheus).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.fixtures.spec import REPO
+from tgk_deploy.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_ZONE_ID
+from tgk_deploy.emulator import start as start_emulator
+
+PHASE = textwrap.dedent(
+    """\
+    phase: 1
+    name: foundation
+    summary: a short phase for the terminal test
+    risk: low
+    steps:
+      - id: staging
+        environment: staging
+        actions:
+          - deploy: {percentage: 100}
+        bake: 6s
+      - id: canary
+        actions:
+          - deploy: {percentage: 10}
+    rollback_triggers:
+      - name: delivery-rate-low
+        query: vector(0.9996)
+        op: "<"
+        threshold: 0.995
+        for: 10s
+        min_sample: {query: "vector(5000)", count: 100}
+      - name: routing-errors
+        query: vector(2)
+        op: ">"
+        threshold: 5
+    on_trigger: immediate-rollback
+    """
+)
+
+
+@pytest.fixture
+def short_project(tmp_path: Path) -> Path:
+    project = (REPO / "tgk-deploy.yaml").read_text()
+    project = project.replace("bundle: wrangler", f"bundle: {REPO / 'wrangler'}")
+    project = project.replace(
+        "journal: .tgk-deploy/journal.sqlite", f"journal: {tmp_path / 'journal.sqlite'}"
+    )
+    (tmp_path / "tgk-deploy.yaml").write_text(project)
+    (tmp_path / "phases").mkdir()
+    (tmp_path / "phases" / "1-foundation.yaml").write_text(PHASE)
+    return tmp_path / "tgk-deploy.yaml"
+
+
+def test_advance_wait_shows_the_bake_and_the_trigger_values_live(short_project, prometheus):
+    with start_emulator() as emulator:
+        emulator.state.seed_demo()
+        env = {
+            **os.environ,
+            "CLOUDFLARE_API_BASE_URL": emulator.url,
+            "CLOUDFLARE_API_TOKEN": "pty-test",
+            "CLOUDFLARE_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
+            "CLOUDFLARE_ZONE_ID": DEFAULT_ZONE_ID,
+            "PROMETHEUS_URL": prometheus.url,
+            "PROMETHEUS_TOKEN": "unused-by-a-local-prometheus",
+            "TERM": "xterm-256color",
+            "COLUMNS": "160",
+        }
+        env.pop("NO_COLOR", None)
+        command = [
+            sys.executable,
+            "-m",
+            "tgk_deploy.cli.app",
+            "advance",
+            "--phase",
+            "1",
+            "--project",
+            str(short_project),
+        ]
+        first = subprocess.run(
+            [*command, "--yes"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert first.returncode == 0, first.stderr
+
+        child = pexpect.spawn(
+            command[0],
+            [*command[1:], "--wait", "--interval", "1s", "--yes"],
+            env=env,
+            encoding="utf-8",
+            timeout=60,
+            dimensions=(50, 160),
+        )
+        child.expect("bake: ")
+        child.expect("left")
+        child.expect("delivery-rate-low")
+        child.expect("0.9996")
+        child.expect("< 0.995")
+        child.expect("routing-errors")
+        child.expect("tgk-email-orchestrator: #1")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0, child.before
+        assert "applied" in child.before
