@@ -36,15 +36,27 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-SUBSET = Path(__file__).resolve().parents[2] / "shared" / "cloudflare-openapi-subset.json"
-if not SUBSET.exists():  # a worktree beside /work/main, or /work/main itself
-    SUBSET = Path("/work/shared/cloudflare-openapi-subset.json")
+SUBSET_NAME = "cloudflare-openapi-subset.json"
+
+
+def find_subset() -> Path:
+    """``$TGK_SHARED_DIR``, else ``shared/`` beside the clone (CI), else /work/shared."""
+    candidates = [Path(os.environ["TGK_SHARED_DIR"])] if os.environ.get("TGK_SHARED_DIR") else []
+    candidates += [Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")]
+    for directory in candidates:
+        if (directory / SUBSET_NAME).is_file():
+            return directory / SUBSET_NAME
+    return candidates[0] / SUBSET_NAME
+
+
+SUBSET = find_subset()
 
 FAILURE_ENVELOPE = {
     "type": "object",
