@@ -87,7 +87,8 @@ def _finish(ctx: Context, report: RollbackReport, status: str) -> None:
 def immediate(
     ctx: Context, *, dry_run: bool = False, environment: str = "production"
 ) -> RollbackReport:
-    observed = ctx.observe()
+    # one round of reads, all at once: deployments, versions (their tags) and email rules
+    observed = ctx.observe([environment], details=False)
     plan = plan_immediate(ctx.spec, observed, environment, run_id=ctx.run_id)
     _refuse_if(plan)
     report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.IMMEDIATE, phase=plan.phase)
