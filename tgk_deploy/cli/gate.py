@@ -110,6 +110,8 @@ def render_verdict(verdict: GateVerdict, footer: str | None = None) -> Renderabl
     for check in verdict.checks:
         reasons.append(f"{check.check}: ", style="bold")
         reasons.append(check.why + "\n")
+        for warning in check.warnings:
+            reasons.append(f"  Prometheus warning: {warning}\n", style="yellow")
     headline = Text(
         f"{label}{verdict.outcome.value.upper()}: {verdict.why}",
         style=_STYLE[verdict.outcome.value],
