@@ -14,6 +14,10 @@ Everything sent goes through ``redact`` as a second line of defence.
     notifier = Notifier.from_project(spec.project)
     report = notifier.send(Event(kind=NotificationEvent.ROLLBACK_STARTED, phase=2,
                                  summary="immediate rollback of phase 2", details={...}))
+
+    pending = notifier.start(event)   # returns at once: roll back while it sends
+    ...                               # the rollback
+    report = pending.wait()           # at most what is left of the timeout
 """
 
 from __future__ import annotations
@@ -322,6 +326,20 @@ class Notifier:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def start(self, event: Event) -> PendingNotification:
+        """Begin sending and return at once: for a rollback, which must not wait at all.
+
+        ``wait()`` on the result later returns the report, waiting at most what
+        is left of the timeout counted from this call.
+        """
+        started = self._clock()
+        box: list[NotifyReport] = []
+        thread = threading.Thread(
+            target=lambda: box.append(self.send(event)), name="notify", daemon=True
+        )
+        thread.start()
+        return PendingNotification(event, thread, box, started + self.timeout, self._clock)
+
     def send(self, event: Event) -> NotifyReport:
         """Post ``event`` everywhere it is wanted, concurrently; return within the timeout."""
         started = self._clock()
@@ -407,3 +425,33 @@ class Notifier:
             )
         with guard:
             deliveries.setdefault(index, result)
+
+
+class PendingNotification:
+    """A send under way (``Notifier.start``); ``wait`` is bounded by the notifier's timeout."""
+
+    def __init__(
+        self,
+        event: Event,
+        thread: threading.Thread,
+        box: list[NotifyReport],
+        deadline: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.event = event
+        self._thread = thread
+        self._box = box
+        self._deadline = deadline
+        self._clock = clock
+
+    def wait(self, timeout: float | None = None) -> NotifyReport:
+        """The report, waiting at most ``timeout`` s (default: what is left of the deadline)."""
+        left = max(self._deadline - self._clock(), 0.0) if timeout is None else timeout
+        self._thread.join(left + 0.05)  # send() itself returns by the deadline
+        if self._box:
+            return self._box[0]
+        return NotifyReport(
+            event=self.event.kind,
+            dedup_key=self.event.dedup_key(),
+            deliveries=[Delivery(channel="all", ok=False, error="still sending; left behind")],
+        )
