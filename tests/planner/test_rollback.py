@@ -84,7 +84,7 @@ def test_a_rollback_sends_the_next_advance_back_to_the_phase_start(spec, fresh):
 
 def test_nothing_to_roll_back_on_a_fresh_account(spec, fresh):
     rollback = plan_immediate(spec, fresh)
-    assert rollback.refusals and rollback.waves == []
+    assert rollback.done and not rollback.refusals and rollback.waves == []
 
 
 def test_gradual_rollback_walks_the_configured_steps_then_rolls_back_fully(spec, fresh):

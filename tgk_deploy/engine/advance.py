@@ -101,23 +101,18 @@ def live_phases(ctx: Context, observed: ObservedState, phase: int) -> list[int]:
 
 
 def check_triggers(ctx: Context, observed: ObservedState, phase: int) -> list[GateVerdict]:
-    from tgk_deploy.triggers.gate import run_gate
+    """The rollback triggers of every live phase, in one concurrent batch (one round trip)."""
+    from tgk_deploy.triggers.gate import run_gates
 
     if ctx.metrics is None:
         return []
+    phases = live_phases(ctx, observed, phase)
     versions = live_versions(observed, phase)
-    verdicts = []
-    for number in live_phases(ctx, observed, phase):
-        verdict = run_gate(
-            ctx.spec, number, GateKind.TRIGGERS, ctx.metrics, versions, ctx.clock.now
-        )
-        verdicts.append(verdict)
+    verdicts = run_gates(ctx.spec, phases, GateKind.TRIGGERS, ctx.metrics, versions, ctx.clock.now)
+    for verdict in verdicts:
         _journal_verdict(ctx, verdict)
-        ctx.emit(
-            "verdict",
-            f"phase {number} triggers: {verdict.outcome} ({verdict.why})",
-            verdict=verdict,
-        )
+        message = f"phase {verdict.phase} triggers: {verdict.outcome} ({verdict.why})"
+        ctx.emit("verdict", message, verdict=verdict)
     return verdicts
 
 

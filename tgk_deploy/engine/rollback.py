@@ -102,7 +102,9 @@ def immediate(
         raise
     report.done = not dry_run
     report.message = (
-        "already rolled back: nothing to do"
+        f"nothing to roll back: tgk-deploy has changed nothing on {environment}"
+        if plan.done and plan.phase is None
+        else "already rolled back: nothing to do"
         if plan.done
         else f"phase {plan.phase} rolled back: all traffic on {plan.stable_version_id}"
     )

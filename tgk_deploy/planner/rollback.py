@@ -116,12 +116,7 @@ def plan_immediate(
     phase = _rollback_phase(spec, observed)
     result = RollbackPlan(mode=RollbackMode.IMMEDIATE, phase=phase, environment=environment)
     if phase is None:
-        result.refusals.append(
-            Refusal(
-                reason=RefusalReason.PHASE_COMPLETE,
-                message="tgk-deploy has not deployed anything here: there is nothing to roll back",
-            )
-        )
+        result.done = True  # nothing of ours is live here: nothing to undo, and that is success
         return result
     mark = RolloutMark(phase=phase, kind=MarkKind.ROLLBACK, detail=detail, run_id=run_id).render()
     live = env.live

@@ -1,0 +1,125 @@
+"""advance, approve, rollback, history and destroy as an operator types them (CLI over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.cli.test_live_view import PHASE
+from tests.fixtures.spec import REPO
+from tgk_deploy.cli.app import app
+
+runner = CliRunner()
+# production first, so that there is something to roll back without waiting out a bake
+PRODUCTION_PHASE = (
+    PHASE.split("steps:")[0]
+    + textwrap.dedent(
+        """\
+    steps:
+      - id: canary
+        actions:
+          - deploy: {percentage: 10}
+        bake: 1h
+      - id: full
+        actions:
+          - traffic: {percentage: 100}
+    """
+    )
+    + "rollback_triggers:"
+    + PHASE.split("rollback_triggers:")[1]
+)
+
+
+@pytest.fixture
+def operator_env(emulator_env, prometheus, tmp_path, monkeypatch):
+    """A short phase 1 (constant triggers) beside the real bundle; the emulator seeded for it."""
+    project = (REPO / "tgk-deploy.yaml").read_text()
+    project = project.replace("bundle: wrangler", f"bundle: {REPO / 'wrangler'}")
+    project = project.replace(
+        "journal: .tgk-deploy/journal.sqlite", f"journal: {tmp_path / 'journal.sqlite'}"
+    )
+    (tmp_path / "tgk-deploy.yaml").write_text(project)
+    (tmp_path / "phases").mkdir()
+    (tmp_path / "phases" / "1-foundation.yaml").write_text(PRODUCTION_PHASE)
+    seeded = emulator_env.state.seed_demo()
+    monkeypatch.setenv("TGK_DEPLOY_PROJECT", str(tmp_path / "tgk-deploy.yaml"))
+    monkeypatch.setenv("TGK_D1_DATABASE_ID", seeded["d1_database_id"])
+    monkeypatch.setenv("PROMETHEUS_URL", prometheus.url)
+    monkeypatch.setenv("PROMETHEUS_TOKEN", "unused")
+    monkeypatch.delenv("TGK_DEPLOY_JOURNAL", raising=False)
+    return emulator_env
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_advance_then_refuse_the_bake_then_roll_back_then_history(operator_env):
+    first = invoke("advance", "--phase", "1", "--yes", "--output", "json")
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["status"] == "applied" and report["step"] == "canary"
+    assert [o["kind"] for o in report["outcomes"]] == ["upload_version", "set_traffic", "stamp"]
+
+    again = invoke("advance", "--phase", "1", "--yes")
+    assert again.exit_code == 4
+    assert "bake:" in again.output and "left of 1h" in again.output
+
+    dry = invoke("rollback", "--immediate", "--dry-run", "--output", "json")
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["done"] is False
+
+    back = invoke("rollback", "--immediate", "--output", "json")
+    assert back.exit_code == 0, back.output
+    assert json.loads(back.stdout)["message"].startswith(
+        ("phase 1 rolled back", "already rolled back")
+    )
+
+    history = invoke("history", "--phase", "1", "--output", "json")
+    runs = json.loads(history.stdout)["runs"]
+    assert [r["command"] for r in runs] == ["rollback", "advance", "advance"]
+    assert runs[-1]["status"] == "applied" and runs[0]["status"] == "succeeded"
+
+
+def test_approve_refuses_a_step_that_needs_no_approval(operator_env):
+    result = invoke("approve", "--phase", "1", "--step", "canary", "--yes")
+    assert result.exit_code == 2
+    assert "does not wait for approval" in result.output
+
+
+def test_rollback_needs_exactly_one_mode(operator_env):
+    result = invoke("rollback")
+    assert result.exit_code == 2 and "exactly one of" in result.output
+
+
+def test_an_unknown_feature_is_bad_input(operator_env):
+    result = invoke("rollback", "--feature", "teleport", "--yes")
+    assert result.exit_code == 2 and "ai, dynamic-routing, email-replies" in result.output
+
+
+def test_destroy_lists_everything_then_needs_the_name(operator_env, tmp_path):
+    dry = invoke("destroy", "--dry-run")
+    assert dry.exit_code == 0
+    for thing in (
+        "tgk-email-orchestrator-staging",
+        "tgk-email-db",
+        "tgk-email-attachments",
+        "export D1",
+    ):
+        assert thing in dry.output
+    wrong = invoke("destroy", "--confirm", "yes")
+    assert wrong.exit_code == 2 and "type the production script name" in wrong.output
+    done = invoke("destroy", "--confirm", "tgk-email-orchestrator")
+    assert done.exit_code == 0, done.output
+    assert "torn down" in done.output
+
+
+def test_missing_credentials_are_bad_input_before_any_call(operator_env, monkeypatch):
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN")
+    before = len(operator_env.requests)
+    result = invoke("rollback", "--immediate")
+    assert result.exit_code == 2 and "CLOUDFLARE_API_TOKEN is not set" in result.output
+    assert len(operator_env.requests) == before
