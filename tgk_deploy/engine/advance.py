@@ -223,6 +223,8 @@ def advance(
                 report.message = f"trigger fired: {why}; response: {response.action}"
                 ctx.emit("response", report.message)
                 if not dry_run:
+                    ctx.notify("trigger-fired", report.message, phase=phase, step=step_plan.step)
+                if not dry_run:
                     report.response_report = perform_response(ctx, response)
                 return report
             inconclusive = [v for v in verdicts if v.outcome is Outcome.INCONCLUSIVE]
@@ -243,6 +245,15 @@ def advance(
                 continue
             if blocking:
                 report.message = "; ".join(r.message for r in blocking)
+                approval = [r for r in blocking if r.reason is RefusalReason.APPROVAL_PENDING]
+                if approval and not dry_run:
+                    ctx.notify(
+                        "approval-needed",
+                        approval[0].message,
+                        phase=phase,
+                        step=step_plan.step,
+                        severity="warning",
+                    )
                 return report
             if step_plan.require_success:
                 verdict = check_success(ctx, observed, phase)
@@ -283,6 +294,10 @@ def advance(
                     report.outcomes = applier.outcomes
             report.status = AdvanceStatus.APPLIED
             report.message = f"phase {phase} step {step_plan.step} applied"
+            if step_plan.step == spec.phase(phase).steps[-1].id:
+                ctx.notify(
+                    "phase-complete", f"phase {phase} complete", phase=phase, severity="info"
+                )
             return report
     finally:
         if ctx.journal is not None and not dry_run:

@@ -23,6 +23,7 @@ from tgk_deploy.spec.models import Spec
 if TYPE_CHECKING:
     from tgk_deploy.cloudflare.api import CloudflareAPI
     from tgk_deploy.journal.store import Journal
+    from tgk_deploy.notify import Notifier
     from tgk_deploy.triggers.samples import MetricsProvider
 
 
@@ -52,6 +53,8 @@ class Context:
     allow_force: bool = False
     operator: str = "unknown"
     backups: Path | None = None  # default: backups/ beside the project file
+    notifier: Notifier | None = None
+    pending: list[Any] = field(default_factory=list)
 
     @property
     def bundle_dir(self) -> Path:
@@ -70,6 +73,29 @@ class Context:
 
     def emit(self, kind: str, message: str, **data: Any) -> None:
         self.events(Event(kind, message, data))
+
+    def notify(self, kind: str, summary: str, **fields: Any) -> None:
+        """Tell people (Slack, PagerDuty) without waiting: sends go out beside the work."""
+        if self.notifier is None:
+            return
+        from tgk_deploy.notify import Event as Notification
+
+        if kind == "rollback-finished":
+            # after "started" has landed (or timed out): a resolve must not overtake its trigger;
+            # the rollback itself is done by now, so this waits on nothing that matters
+            self.finish_notifications()
+        self.pending.append(self.notifier.start(Notification(kind=kind, summary=summary, **fields)))
+
+    def finish_notifications(self) -> list[Any]:
+        """Wait for what was sent, at most the notifier's own timeout; journal the outcome."""
+        reports = [pending.wait() for pending in self.pending]
+        self.pending.clear()
+        for report in reports:
+            if self.journal is not None and not report.ok:
+                self.journal.action(
+                    self.run_id, "notify", "notification not delivered", "failed", result=report
+                )
+        return reports
 
     def scripts(self) -> dict[str, str]:
         return {name: env.script for name, env in self.spec.project.environments.items()}
@@ -131,11 +157,14 @@ def open_context(
             from tgk_deploy.triggers.prometheus import PrometheusClient
 
             metrics = stack.enter_context(PrometheusClient.from_spec(spec.project.prometheus))
+        from tgk_deploy.notify import Notifier
+
+        notifier = stack.enter_context(Notifier.from_project(spec.project))
         journal = None
         if with_journal:
             path = Path(os.environ.get("TGK_DEPLOY_JOURNAL") or project_dir / spec.project.journal)
             journal = stack.enter_context(Journal(path))
-        yield Context(
+        ctx = Context(
             spec=spec,
             project_dir=project_dir,
             api=api,
@@ -144,4 +173,9 @@ def open_context(
             events=events or (lambda event: None),
             allow_force=allow_force,
             operator=os.environ.get("TGK_DEPLOY_OPERATOR") or getpass.getuser(),
+            notifier=notifier,
         )
+        try:
+            yield ctx
+        finally:
+            ctx.finish_notifications()

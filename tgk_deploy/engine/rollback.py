@@ -73,13 +73,16 @@ def _run(
 
 
 def _journal(ctx: Context, command: str, phase: int | None, *, start: bool) -> None:
-    if ctx.journal is None:
-        return
+    """Journal the run's start and tell people (the send goes out beside the rollback)."""
     if start:
+        ctx.notify("rollback-started", f"{command} started", phase=phase)
+    if ctx.journal is not None and start:
         ctx.journal.start_run(ctx.run_id, command, phase=phase, operator=ctx.operator)
 
 
 def _finish(ctx: Context, report: RollbackReport, status: str) -> None:
+    ok = status == "succeeded"
+    ctx.notify("rollback-finished", report.message or status, phase=report.phase, ok=ok)
     if ctx.journal is not None:
         ctx.journal.finish_run(ctx.run_id, status, message=report.message)
 
