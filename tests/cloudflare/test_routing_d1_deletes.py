@@ -121,7 +121,10 @@ def test_export_d1_gives_up_at_the_deadline_and_says_the_export_was_abandoned(em
     with make_api(
         emulator, [], timeout=5, refs={"TGK_D1_DATABASE_ID": ids["d1_database_id"]}
     ) as api:
-        api.deadline.clock = lambda: api.deadline.started + 4.5  # 0.5 s left, polls every 1 s
+        moments = iter([0.0])  # the export's deadline starts at 0 ...
+        api.monotonic = lambda: next(
+            moments, 4.5
+        )  # ... then 4.5 s have gone: 0.5 s left, polls every 1 s
         with pytest.raises(CloudflareError) as caught:
             api.export_d1(database, tmp_path / "x.sql")
     assert "abandoned" in caught.value.state_left

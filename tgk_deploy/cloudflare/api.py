@@ -156,6 +156,7 @@ class CloudflareAPI:
         self.refs = refs or {}
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout  # the budget of one operation, retries and waits included
+        self.monotonic: Callable[[], float] = time.monotonic  # tests move it to reach a deadline
         self._sleep = sleep
         per_call = httpx.Timeout(min(30.0, timeout), connect=min(10.0, timeout))
         # Plain http (the emulator) needs no TLS context: building one costs 0.15 s of start-up.
@@ -201,7 +202,9 @@ class CloudflareAPI:
     # ------------------------------------------------------------------ transport
 
     def _policy(self) -> RetryPolicy:
-        policy = RetryPolicy(deadline=Deadline(self.timeout), sleep=self._sleep)
+        policy = RetryPolicy(
+            deadline=Deadline(self.timeout, clock=self.monotonic), sleep=self._sleep
+        )
         self.last_policy = policy
         return policy
 
@@ -675,7 +678,9 @@ class CloudflareAPI:
         path = f"/accounts/{self.account_id}/d1/database/{database_id}/export"
         bookmark: str | None = None
         operation = f"export D1 database {database.name}"
-        deadline = Deadline(self.timeout)  # a big database needs a bigger --timeout
+        deadline = Deadline(
+            self.timeout, clock=self.monotonic
+        )  # a big database: a bigger --timeout
         while True:
             body: dict[str, Any] = {"output_format": "polling"}
             if bookmark:
