@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.cli.test_live_view import PHASE
-from tests.fixtures.spec import REPO
+from tests.fixtures.spec import write_project
 from tgk_deploy.cli.app import app
 
 runner = CliRunner()
@@ -36,16 +36,9 @@ PRODUCTION_PHASE = (
 @pytest.fixture
 def operator_env(emulator_env, prometheus, tmp_path, monkeypatch):
     """A short phase 1 (constant triggers) beside the real bundle; the emulator seeded for it."""
-    project = (REPO / "tgk-deploy.yaml").read_text()
-    project = project.replace("bundle: wrangler", f"bundle: {REPO / 'wrangler'}")
-    project = project.replace(
-        "journal: .tgk-deploy/journal.sqlite", f"journal: {tmp_path / 'journal.sqlite'}"
-    )
-    (tmp_path / "tgk-deploy.yaml").write_text(project)
-    (tmp_path / "phases").mkdir()
-    (tmp_path / "phases" / "1-foundation.yaml").write_text(PRODUCTION_PHASE)
+    project_file = write_project(tmp_path, PRODUCTION_PHASE)
     seeded = emulator_env.state.seed_demo()
-    monkeypatch.setenv("TGK_DEPLOY_PROJECT", str(tmp_path / "tgk-deploy.yaml"))
+    monkeypatch.setenv("TGK_DEPLOY_PROJECT", str(project_file))
     monkeypatch.setenv("TGK_D1_DATABASE_ID", seeded["d1_database_id"])
     monkeypatch.setenv("PROMETHEUS_URL", prometheus.url)
     monkeypatch.setenv("PROMETHEUS_TOKEN", "unused")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.fixtures.spec import REPO
+from tests.fixtures.spec import write_project
 from tgk_deploy.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_ZONE_ID
 from tgk_deploy.emulator import start as start_emulator
 
@@ -50,15 +50,7 @@ PHASE = textwrap.dedent(
 
 @pytest.fixture
 def short_project(tmp_path: Path) -> Path:
-    project = (REPO / "tgk-deploy.yaml").read_text()
-    project = project.replace("bundle: wrangler", f"bundle: {REPO / 'wrangler'}")
-    project = project.replace(
-        "journal: .tgk-deploy/journal.sqlite", f"journal: {tmp_path / 'journal.sqlite'}"
-    )
-    (tmp_path / "tgk-deploy.yaml").write_text(project)
-    (tmp_path / "phases").mkdir()
-    (tmp_path / "phases" / "1-foundation.yaml").write_text(PHASE)
-    return tmp_path / "tgk-deploy.yaml"
+    return write_project(tmp_path, PHASE)
 
 
 def test_advance_wait_shows_the_bake_and_the_trigger_values_live(short_project, prometheus):

@@ -7,6 +7,7 @@ none reads the journal: the plan comes from Cloudflare's deployment history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -87,33 +88,47 @@ def _finish(ctx: Context, report: RollbackReport, status: str) -> None:
         ctx.journal.finish_run(ctx.run_id, status, message=report.message)
 
 
+def _one_shot(
+    ctx: Context,
+    plan: RollbackPlan,
+    observed: ObservedState,
+    *,
+    dry_run: bool,
+    done_message: Callable[[RollbackPlan], str],
+) -> RollbackReport:
+    """Run a single-plan rollback: journal, notify, apply wave by wave, report."""
+    _refuse_if(plan)
+    report = RollbackReport(run_id=ctx.run_id, mode=plan.mode, phase=plan.phase)
+    if not dry_run:
+        _journal(ctx, "rollback", plan.phase, start=True)
+    try:
+        _run(ctx, plan, observed, report, dry_run=dry_run)
+    except TgkError:
+        report.message = f"{plan.mode} rollback failed part-way"
+        _finish(ctx, report, "failed")
+        raise
+    report.done = not dry_run
+    report.message = done_message(plan)
+    if not dry_run:
+        _finish(ctx, report, "succeeded")
+    return report
+
+
 def immediate(
     ctx: Context, *, dry_run: bool = False, environment: str = "production"
 ) -> RollbackReport:
     # one round of reads, all at once: deployments, versions (their tags) and email rules
     observed = ctx.observe([environment], details=False)
     plan = plan_immediate(ctx.spec, observed, environment, run_id=ctx.run_id)
-    _refuse_if(plan)
-    report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.IMMEDIATE, phase=plan.phase)
-    if not dry_run:
-        _journal(ctx, "rollback", plan.phase, start=True)
-    try:
-        _run(ctx, plan, observed, report, dry_run=dry_run)
-    except TgkError:
-        report.message = "immediate rollback failed part-way"
-        _finish(ctx, report, "failed")
-        raise
-    report.done = not dry_run
-    report.message = (
-        f"nothing to roll back: tgk-deploy has changed nothing on {environment}"
-        if plan.done and plan.phase is None
-        else "already rolled back: nothing to do"
-        if plan.done
-        else f"phase {plan.phase} rolled back: all traffic on {plan.stable_version_id}"
-    )
-    if not dry_run:
-        _finish(ctx, report, "succeeded")
-    return report
+
+    def message(plan: RollbackPlan) -> str:
+        if plan.done and plan.phase is None:
+            return f"nothing to roll back: tgk-deploy has changed nothing on {environment}"
+        if plan.done:
+            return "already rolled back: nothing to do"
+        return f"phase {plan.phase} rolled back: all traffic on {plan.stable_version_id}"
+
+    return _one_shot(ctx, plan, observed, dry_run=dry_run, done_message=message)
 
 
 def gradual(
@@ -185,19 +200,13 @@ def feature(
         raise ConfigError(f"no feature {name!r}; the project has: {known}")
     observed = ctx.observe()
     plan = plan_feature(ctx.spec, observed, name, environment, run_id=ctx.run_id)
-    report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.FEATURE, phase=plan.phase)
-    if not dry_run:
-        _journal(ctx, "rollback", plan.phase, start=True)
-    try:
-        _run(ctx, plan, observed, report, dry_run=dry_run)
-    except TgkError:
-        _finish(ctx, report, "failed")
-        raise
-    report.done = not dry_run
-    report.message = f"feature {name} is off" + (" (it already was)" if plan.done else "")
-    if not dry_run:
-        _finish(ctx, report, "succeeded")
-    return report
+    return _one_shot(
+        ctx,
+        plan,
+        observed,
+        dry_run=dry_run,
+        done_message=lambda p: f"feature {name} is off" + (" (it already was)" if p.done else ""),
+    )
 
 
 def to_version(
@@ -205,20 +214,15 @@ def to_version(
 ) -> RollbackReport:
     observed = ctx.observe()
     plan = plan_to_version(observed, version_id, environment, run_id=ctx.run_id)
-    _refuse_if(plan)
-    report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.TO_VERSION)
-    if not dry_run:
-        _journal(ctx, "rollback", None, start=True)
-    try:
-        _run(ctx, plan, observed, report, dry_run=dry_run)
-    except TgkError:
-        _finish(ctx, report, "failed")
-        raise
-    report.done = not dry_run
-    report.message = f"all traffic on {version_id}" + (" (it already was)" if plan.done else "")
-    if not dry_run:
-        _finish(ctx, report, "succeeded")
-    return report
+    return _one_shot(
+        ctx,
+        plan,
+        observed,
+        dry_run=dry_run,
+        done_message=lambda p: (
+            f"all traffic on {version_id}" + (" (it already was)" if p.done else "")
+        ),
+    )
 
 
 class DestroyPlan(BaseModel):
