@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -66,13 +67,15 @@ def rehearse(
         out.console.print(
             f"rehearsal of scenario [bold]{scenario_path.stem}[/] on the local emulator (simulated time)"
         )
+    started = time.perf_counter()
     report = run_rehearsal(spec, project_dir, scenario_path, journal_path=journal, on_timeline=show)
+    seconds = time.perf_counter() - started
     days = (report.finished - report.started).total_seconds() / 86400
     out.emit(
         report,
         lambda console: console.print(
             f"{'[green]complete[/]' if report.completed else '[red]stopped[/]'}: {days:.1f} simulated days, "
-            f"{report.api_calls} API calls to the emulator; journal {report.journal}"
+            f"{report.api_calls} API calls to the emulator in {seconds:.1f} s; journal {report.journal}"
         ),
     )
     if not report.completed:
