@@ -23,6 +23,7 @@ from tgk_deploy.cli import (
     rollback,
     runbook,
     schema,
+    status,
     validate,
 )
 
@@ -60,6 +61,7 @@ for module in (
     validate,
     schema,
     plan,
+    status,
     advance,
     rollback,
     gate,
