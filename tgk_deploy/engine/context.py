@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tgk_deploy.cloudflare.api import CloudflareAPI
     from tgk_deploy.journal.store import Journal
     from tgk_deploy.notify import Notifier
+    from tgk_deploy.planner.plan import Plan
     from tgk_deploy.triggers.samples import MetricsProvider
 
 
@@ -130,6 +131,32 @@ def load_project_spec(project_file: Path | None) -> tuple[Spec, Path]:
     if path is None:
         raise ConfigError("no tgk-deploy.yaml here or in a parent folder; pass --project FILE")
     return load_spec(path), path.parent.resolve()
+
+
+def live_plan(spec: Spec, project_file: Path | None, phase: int, *, timeout: float = 60.0) -> Plan:
+    """``plan --phase N`` against Cloudflare: observe, hash the bundle the next step uploads, plan.
+
+    Reads only (no journal, no Prometheus): the bundle hash is of the
+    environment the next step deploys to, since wrangler.toml's env sections
+    make staging's upload differ from production's.
+    """
+    from tgk_deploy.cloudflare.api import CloudflareAPI
+    from tgk_deploy.errors import ConfigError
+    from tgk_deploy.planner.plan import find_position, next_step, plan
+
+    try:
+        spec.phase(phase)
+    except KeyError:
+        known = ", ".join(str(p.phase) for p in spec.phases)
+        raise ConfigError(f"there is no phase {phase}; the spec has phases {known}") from None
+    path = project_file or find_project_file()
+    project_dir = path.parent.resolve() if path is not None else Path.cwd()
+    with CloudflareAPI.from_env(spec.project, timeout=timeout) as api:
+        context = Context(spec=spec, project_dir=project_dir, api=api)
+        observed = context.observe()
+    upcoming = next_step(spec, find_position(spec, observed))
+    environment = upcoming[1].environment if upcoming is not None else "production"
+    return plan(spec, observed, phase, context.bundle_hash(environment))
 
 
 @contextmanager
