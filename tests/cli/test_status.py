@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -180,3 +181,23 @@ def test_status_without_credentials_is_bad_input(monkeypatch):
 
     assert result.exit_code == 2
     assert "CLOUDFLARE_API_TOKEN is not set" in result.stderr
+
+
+def test_status_reads_in_two_concurrent_rounds(live, emulator_env):
+    """With 50 ms per call, the deployments and rules overlap, then the two versions do."""
+    emulator_env.faults.set_latency(50)
+
+    result = status("--output", "json")
+
+    assert result.exit_code == 0, result.output
+    spans = sorted(
+        (datetime.fromisoformat(r.timestamp) - timedelta(milliseconds=r.duration_ms), r.path)
+        for r in emulator_env.requests
+    )
+    ends = {r.path: datetime.fromisoformat(r.timestamp) for r in emulator_env.requests}
+    first_round = [path for _, path in spans[:2]]
+    second_round = [path for _, path in spans[2:]]
+    assert {p.split("?")[0].rsplit("/", 1)[-1] for p in first_round} == {"deployments", "rules"}
+    assert all("/versions/" in p for p in second_round)
+    assert spans[1][0] < ends[spans[0][1]]  # the first two overlap
+    assert spans[3][0] < ends[spans[2][1]]  # so do the last two
