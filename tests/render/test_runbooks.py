@@ -204,11 +204,6 @@ def test_rendering_is_deterministic(spec):
     assert render_runbooks(spec) == render_runbooks(spec)
 
 
-# Commands the runbooks name that are not registered yet (issue 7's terminal polish
-# adds `status`); a line naming one is skipped, any other unknown command fails.
-NOT_YET_REGISTERED = {"status"}
-
-
 def runbook_command_lines(page: str) -> list[str]:
     """``tgk-deploy ...`` lines in code blocks and in inline code spans."""
     lines = []
@@ -229,9 +224,16 @@ def test_every_command_a_runbook_gives_exists_with_those_options(spec):
         for line in runbook_command_lines(page):
             for argv in tgk_deploy_calls(line):
                 command, args, path = resolve(argv)
-                if command is None:
-                    assert path in NOT_YET_REGISTERED, f"{name}: `{line}`: no such command"
-                    continue
+                assert command is not None, f"{name}: `{line}`: no such command"
                 check_options(command, args, f"{name}: `{line}`")
                 checked.add(path)
-    assert {"plan", "gate", "advance", "approve", "rollback", "destroy", "history"} <= checked
+    assert {
+        "plan",
+        "gate",
+        "advance",
+        "approve",
+        "rollback",
+        "destroy",
+        "history",
+        "status",
+    } <= checked
