@@ -244,3 +244,48 @@ def test_secret_values_never_appear_in_any_error_text_or_repr(cloudflare):
             chain = chain.__cause__ or chain.__context__
         assert all(value not in text for text in texts), type(error).__name__
     assert value not in repr(secret) and value not in str(secret)
+
+
+def test_a_retry_after_beyond_the_sdks_60_s_is_still_honoured_within_the_timeout(emulator):
+    emulator.state.seed_script(SCRIPT)
+    emulator.faults.fail_next("GET", DEPLOYMENTS, status=429, retry_after=120)
+    slept: list[float] = []
+
+    with make_api(emulator, slept, timeout=300) as api:
+        assert api.live_deployment(SCRIPT) is not None
+
+    assert slept == [120.0]
+
+
+def test_idempotent_puts_are_retried_on_5xx_and_429(cloudflare):
+    emulator = cloudflare.emulator
+    ids = emulator.state.seed_demo()
+    emulator.faults.fail_next("PUT", SECRETS, status=502)
+    emulator.faults.fail_next("PUT", f"...{ids['worker_rule']}", status=429, retry_after=1)
+
+    cloudflare.api.put_secret(SCRIPT, SecretValue("OPENAI_API_KEY", "sk-put-retried-value"))
+    rule = cloudflare.api.get_email_rule(ids["worker_rule"])
+    cloudflare.api.update_email_rule(rule.model_copy(update={"enabled": True}))
+
+    assert cloudflare.api.list_secrets(SCRIPT) == ["OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN"]
+    assert cloudflare.api.get_email_rule(ids["worker_rule"]).enabled is True
+    assert emulator.calls("PUT") == 4
+    assert 1.0 in cloudflare.slept
+
+
+def test_a_version_upload_that_never_gets_through_says_what_state_it_left(cloudflare):
+    emulator = cloudflare.emulator
+    emulator.state.seed_script(SCRIPT)
+    emulator.faults.drop_next("POST", VERSIONS, times=100)
+
+    with pytest.raises(CloudflareUnreachable) as caught:
+        cloudflare.api.upload_version(
+            SCRIPT, read_bundle(WRANGLER, "production"), vars={}, tag="tgk-p1-lost", message="m"
+        )
+
+    error = caught.value
+    assert error.operation == f"upload a version of {SCRIPT}"
+    assert error.status is None  # no answer at all
+    assert "tgk-p1-lost" in error.state_left
+    assert "gave up after 8 attempts" in error.message
+    assert len(cloudflare.api.list_versions(SCRIPT)) == 1  # and indeed nothing was made
