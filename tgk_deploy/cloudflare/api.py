@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from tgk_deploy.spec.models import D1Spec, EmailRoutingSpec, Project
 
 T = TypeVar("T")
+VersionParts = tuple[dict[str, Any], tuple[str, list[tuple[str, bytes, str]]]]
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 MODULE_TYPE = "application/javascript+module"
 KEEP_SECRETS = ["secret_text", "secret_key"]
@@ -420,6 +421,15 @@ class CloudflareAPI:
         main = response.headers.get("cf-entrypoint") or (modules[0][0] if modules else "")
         return main, modules
 
+    def version_parts(self, script: str, version_id: str) -> VersionParts:
+        """A version's detail (bindings, runtime) and its code, read at once."""
+        return tuple(  # type: ignore[return-value]
+            self.concurrently(
+                lambda: self._version_detail(script, version_id),
+                lambda: self.version_content(script, version_id),
+            )
+        )
+
     def _version_detail(self, script: str, version_id: str) -> dict[str, Any]:
         return self.request(
             "GET",
@@ -438,6 +448,7 @@ class CloudflareAPI:
         tag: str | None = None,
         message: str = "",
         check_existing: bool = True,
+        parts: Callable[[str, str], VersionParts] | None = None,
     ) -> Version:
         """A version with ``base``'s code and bindings but these changes (CLOUDFLARE-API.md trap 2).
 
@@ -452,10 +463,7 @@ class CloudflareAPI:
             if existing is not None:
                 return existing
         tag = tag or f"tgk-{uuid.uuid4().hex[:12]}"
-        detail, (main, modules) = self.concurrently(
-            lambda: self._version_detail(script, base_version_id),
-            lambda: self.version_content(script, base_version_id),
-        )
+        detail, (main, modules) = (parts or self.version_parts)(script, base_version_id)
         current = (detail.get("resources") or {}).get("bindings") or []
         present = {b.get("name"): b for b in current}
         if (

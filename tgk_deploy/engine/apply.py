@@ -9,9 +9,10 @@ overwriting their move (rollbacks skip that check: they must win).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -64,6 +65,20 @@ class Applier:
         }
         self.outcomes: list[ActionOutcome] = []
         self.live_split: dict[str, dict[str, float]] = {}  # what our own deployments left
+        self._prefetched: dict[tuple[str, str], Future[Any]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prefetch")
+
+    def prefetch(self, actions: Sequence[PlannedAction]) -> None:
+        """Start reading the versions later actions derive from, while earlier ones run."""
+        for action in actions:
+            if isinstance(action, SetVars) and action.base_version_id:
+                key = (action.script, action.base_version_id)
+                if key not in self._prefetched:
+                    self._prefetched[key] = self._pool.submit(self.ctx.api.version_parts, *key)
+
+    def _parts(self, script: str, version_id: str) -> Callable[[str, str], Any] | None:
+        future = self._prefetched.pop((script, version_id), None)
+        return (lambda _script, _version: future.result()) if future is not None else None
 
     # ------------------------------------------------------------------ helpers
 
@@ -87,12 +102,19 @@ class Applier:
         return live
 
     def _deployed(
-        self, environment: str, deployment: Deployment, wanted: dict[str, float]
+        self,
+        environment: str,
+        deployment: Deployment,
+        wanted: dict[str, float],
+        *,
+        verify: bool = True,
     ) -> dict[str, object]:
         """Record our deployment and verify the split by a re-read (set, then verify)."""
         with self._lock:
             self.expected_live[environment] = deployment.id
             self.live_split[environment] = dict(wanted)
+        if not verify:
+            return {"deployment": deployment.id, "split": dict(wanted), "verified": False}
         live = self.ctx.api.live_deployment(self._script(environment))
         got = {v.version_id: v.percentage for v in live.versions} if live else {}
         if (
@@ -218,7 +240,7 @@ class Applier:
             deployment = api.deploy(
                 action.script, wanted, message=_with_run(action.message, run_id), allow_force=True
             )
-            return self._deployed(action.environment, deployment, wanted)
+            return self._deployed(action.environment, deployment, wanted, verify=action.verify)
         if isinstance(action, PutSecret | DeleteSecret):
             live = self._check_unchanged(action.environment)
             split = live is not None and len(live.versions) > 1
@@ -333,6 +355,7 @@ class Applier:
                 remove_secrets=remove_secrets or [],
                 tag=new_tag,
                 message=message or f"tgk derived from {target[:8]} r={self.ctx.run_id}",
+                parts=self._parts(script, target),
                 check_existing=not listed
                 or (new_tag is not None and known.version_with_tag(new_tag) is not None),
             )

@@ -58,6 +58,7 @@ def _run(
     if dry_run or plan.done:
         return
     applier = Applier(ctx, observed, guard=False)
+    applier.prefetch(plan.actions)  # the switch-off's base is read while traffic moves
     try:
         for wave in plan.waves:
             applier.apply_wave(wave)

@@ -160,6 +160,7 @@ class PinVersion(_Action):
     version_id: str
     version_number: int | None = None
     message: str | None = None
+    verify: bool = True  # False when a later action of the plan redeploys and verifies anyway
 
     def describe(self) -> str:
         number = f" (#{self.version_number})" if self.version_number is not None else ""

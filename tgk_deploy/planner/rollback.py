@@ -157,6 +157,7 @@ def plan_immediate(
                 version_id=stable_id,
                 version_number=stable.number,
                 message=None if switch_off else mark,
+                verify=not switch_off,  # the switch-off redeploys the split and verifies it
             )
         )
     first_wave += _email_fallback(spec, observed, environment, env.script)
