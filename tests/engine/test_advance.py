@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures.spec import T0
 from tgk_deploy.engine.advance import AdvanceStatus, advance, approve
-from tgk_deploy.errors import ConflictError
+from tgk_deploy.errors import CloudflareError, ConflictError
 from tgk_deploy.planner.observed import MarkKind
 from tgk_deploy.planner.plan import RefusalReason, find_position
 
@@ -238,3 +238,16 @@ def test_every_action_and_verdict_is_journaled(world):
     assert run.status == "applied" and run.step == "staging"
     assert [a["kind"] for a in run.actions] == ["upload_version", "set_traffic", "stamp"]
     assert {v["name"] for v in run.verdicts} == {"delivery-rate-low", "routing-errors"}
+
+
+def test_a_step_failing_part_way_says_what_it_did_and_how_to_finish_or_undo(world):
+    advance(world.context(), 1)
+    world.clock.advance(timedelta(days=1))
+    world.emulator.faults.fail_nth_mutation(5, status=400)  # after the D1 export and the upload
+    with pytest.raises(CloudflareError) as stopped:
+        advance(world.context(), 1)
+    error = stopped.value
+    assert "stopped part-way. Done: export D1 database" in error.state_left
+    assert "upload the bundle" in error.state_left and "Not done:" in error.state_left
+    assert "tgk-deploy advance --phase 1 finishes the step" in error.hint
+    assert "tgk-deploy rollback --immediate undoes it" in error.hint

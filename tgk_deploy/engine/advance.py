@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from tgk_deploy.engine.apply import ActionOutcome, Applier
 from tgk_deploy.engine.context import Context
 from tgk_deploy.engine.lock import run_lock
-from tgk_deploy.errors import ExitCode
+from tgk_deploy.errors import CloudflareError, ConflictError, ExitCode, TgkError
 from tgk_deploy.planner.observed import ObservedState
 from tgk_deploy.planner.plan import (
     Plan,
@@ -290,6 +290,8 @@ def advance(
                 try:
                     for action in step_plan.actions:
                         applier.apply(action)
+                except TgkError as error:
+                    raise _partial_step(phase, step_plan, applier, error) from error
                 finally:
                     report.outcomes = applier.outcomes
             report.status = AdvanceStatus.APPLIED
@@ -304,6 +306,33 @@ def advance(
             ctx.journal.finish_run(
                 ctx.run_id, report.status.value, step=report.step, message=report.message
             )
+
+
+def _partial_step(phase: int, step_plan: Plan, applier: Applier, error: TgkError) -> TgkError:
+    """Say exactly what the step changed before it failed, and the commands that finish or undo it."""
+    done = [o.description for o in applier.outcomes if o.status == "applied"]
+    left = [a.describe() for a in step_plan.actions[len(done) + 1 :]]
+    state = (
+        f"step {step_plan.step} of phase {phase} stopped part-way. Done: "
+        + ("; ".join(done) if done else "nothing")
+        + f". Failed: {error.message}"
+        + (". Not done: " + "; ".join(left) if left else "")
+    )
+    hint = (
+        f"tgk-deploy advance --phase {phase} finishes the step (done actions are skipped); "
+        "tgk-deploy rollback --immediate undoes it"
+    )
+    if isinstance(error, ConflictError):
+        return ConflictError(state, hint=hint)
+    if isinstance(error, CloudflareError):
+        return CloudflareError(
+            f"advance phase {phase} step {step_plan.step}",
+            status=error.status,
+            errors=error.errors,
+            state_left=state,
+            hint=hint,
+        )
+    return type(error)(state, hint=hint) if type(error).__init__ is TgkError.__init__ else error
 
 
 def approve(ctx: Context, phase: int, step: str) -> dict[str, object]:
