@@ -102,3 +102,33 @@ def test_advance_wait_shows_the_bake_and_the_trigger_values_live(short_project, 
         child.close()
         assert child.exitstatus == 0, child.before
         assert "applied" in child.before
+
+
+def test_status_watch_redraws_until_interrupted(short_project):
+    with start_emulator() as emulator:
+        emulator.state.seed_demo()
+        env = {
+            **os.environ,
+            "CLOUDFLARE_API_BASE_URL": emulator.url,
+            "CLOUDFLARE_API_TOKEN": "pty-test",
+            "CLOUDFLARE_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
+            "CLOUDFLARE_ZONE_ID": DEFAULT_ZONE_ID,
+            "TERM": "xterm-256color",
+        }
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "tgk_deploy.cli.app", "status", "--watch", "1", "--project", str(short_project)],
+            env=env,
+            encoding="utf-8",
+            timeout=30,
+            dimensions=(50, 160),
+        )
+        child.expect("rollout:")
+        child.expect("every 1 s; Ctrl-C to stop")
+        reads = len(emulator.requests)
+        child.expect("every 1 s; Ctrl-C to stop")  # redrawn: read again
+        assert len(emulator.requests) > reads
+        child.sendintr()
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0

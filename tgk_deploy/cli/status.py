@@ -6,6 +6,7 @@ deployments and the email rules at once, then the live versions at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,6 +36,10 @@ def status(
     environment: Annotated[
         Environment, typer.Option("--env", "-e", help="Which script, or all of them.")
     ] = Environment.PRODUCTION,
+    watch: Annotated[
+        float | None,
+        typer.Option("--watch", "-w", help="Redraw every this many seconds until Ctrl-C.", min=1),
+    ] = None,
     project: ProjectOption = None,
     timeout: TimeoutOption = 30.0,
     output: OutputOption = OutputFormat.TEXT,
@@ -54,12 +59,42 @@ def status(
         if environment.value not in names:
             raise ConfigError(f"no environment {environment.value!r} in the project: {names}")
         names = [environment.value]
+    out = Output(output)
     with CloudflareAPI.from_env(spec.project, timeout=timeout) as api:
-        observed = observe(
-            api, spec.project, now=datetime.now(UTC), environments=names, with_versions=False
-        )
-    report = status_report(spec, observed)
-    Output(output).emit(report, lambda console: draw_status(console, report))
+
+        def read() -> StatusReport:
+            observed = observe(
+                api, spec.project, now=datetime.now(UTC), environments=names, with_versions=False
+            )
+            return status_report(spec, observed)
+
+        if watch is None or out.json:
+            report = read()
+            out.emit(report, lambda console: draw_status(console, report))
+            return
+        _watch(out, read, watch)
+
+
+def _watch(out: Output, read: Callable[[], StatusReport], every: float) -> None:
+    """Like `kubectl argo rollouts get rollout --watch`: the same view, redrawn in place."""
+    import io
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    with Live(console=out.console, auto_refresh=False) as live:
+        try:
+            while True:
+                canvas = Console(file=io.StringIO(), force_terminal=True, width=out.console.width)
+                draw_status(canvas, read())
+                view = Text.from_ansi(canvas.file.getvalue())
+                view.append(f"\nevery {every:g} s; Ctrl-C to stop", style="dim")
+                live.update(view, refresh=True)
+                time.sleep(every)
+        except KeyboardInterrupt:
+            return  # the way to leave a watch: not an error
 
 
 def draw_status(console: Console, report: StatusReport) -> None:
