@@ -92,3 +92,21 @@ def test_schema_is_printed_for_editors():
     document = json.loads(result.stdout)
     assert document["title"] == "Phase" and "steps" in document["properties"]
     assert Path(REPO / "schemas" / "phase.schema.json").is_file()
+
+
+def test_the_whole_rollout_on_paper_needs_no_network_and_lists_every_step(monkeypatch):
+    monkeypatch.chdir(REPO)
+    for name in ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    result = runner.invoke(app, ["plan", "--whole-rollout", "--output", "json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["simulated"] is True
+    assert [(s["phase"], s["step"]) for s in document["steps"]][:3] == [
+        (1, "staging"),
+        (1, "canary-10"),
+        (1, "canary-50"),
+    ]
+    assert len(document["steps"]) == 17
+    text = runner.invoke(app, ["plan", "--whole-rollout"])
+    assert "on paper: no API call" in text.output and "retire-legacy" in text.output
