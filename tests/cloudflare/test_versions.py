@@ -182,3 +182,20 @@ def test_derive_version_with_a_known_tag_makes_nothing_new(cloudflare):
 def test_every_layer_call_goes_through_one_client_without_sdk_retries(emulator):
     api = make_api(emulator, [])
     assert api.client.max_retries == 0
+
+
+def test_version_content_keeps_line_endings_binary_and_boundary_like_bytes(cloudflare):
+    modules = {
+        "index.js": b"export default {\r\n  email() {}\r\n}",
+        "lone-cr.js": b"a\rb\n\nc\r\n\r\n",
+        "table.wasm": bytes(range(256)) * 3,
+        "trailing.js": b"x\n\n\n",
+        "dashes.js": b"--emulator-looks-like-a-boundary\r\n--\r\n",
+        "utf8.js": "const s = 'héllo — ✓';\n".encode(),
+    }
+    seeded = cloudflare.emulator.state.seed_script(SCRIPT, modules=modules, main_module="index.js")
+
+    main, got = cloudflare.api.version_content(SCRIPT, seeded.id)
+
+    assert main == "index.js"
+    assert {name: content for name, content, _ in got} == modules
