@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tests.cli.test_status import seed_canary
+from tests.fixtures.cloudflare import seed_canary
 from tests.fixtures.spec import REPO
 from tgk_deploy.bundle import read_bundle
 from tgk_deploy.cli.app import app

@@ -8,51 +8,13 @@ from datetime import datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
+from tests.fixtures.cloudflare import seed_canary
 from tests.fixtures.spec import REPO
 from tgk_deploy.cli.app import app
 from tgk_deploy.emulator import DEFAULT_ACCOUNT_ID, DEFAULT_ZONE_ID, Emulator
 
 runner = CliRunner()
 PRODUCTION = "tgk-email-orchestrator"
-STAGING = "tgk-email-orchestrator-staging"
-
-
-def seed_canary(emulator: Emulator) -> dict[str, str]:
-    """Phase 1 at canary-10: staging went first, production splits 10 / 90, Worker rule on."""
-    state = emulator.state
-    ids = state.seed_demo()
-    staging = state.seed_version(STAGING, vars={"AI_ANALYSIS": "false"}, tag="tgk-p1-stg")
-    state.create_deployment(
-        DEFAULT_ACCOUNT_ID, STAGING, _body(staging.id, 100, "tgk p=1 s=staging r=r0")
-    )
-    candidate = state.seed_version(
-        PRODUCTION, vars={"AI_ANALYSIS": "false", "DYNAMIC_ROUTING": "true"}, tag="tgk-p1-cand"
-    )
-    state.create_deployment(
-        DEFAULT_ACCOUNT_ID,
-        PRODUCTION,
-        _body([(candidate.id, 10), (ids[PRODUCTION], 90)], None, "tgk p=1 s=canary-10 r=r1"),
-    )
-    rule = state.email_rules[ids["zone_id"]][ids["worker_rule"]]
-    rule.enabled = True
-    return {"candidate": candidate.id, "stable": ids[PRODUCTION], "staging": staging.id}
-
-
-def _body(version_or_shares, percentage, message):
-    from tgk_deploy.emulator.bodies import DeploymentCreate
-
-    shares = (
-        version_or_shares
-        if isinstance(version_or_shares, list)
-        else [(version_or_shares, percentage)]
-    )
-    return DeploymentCreate.model_validate(
-        {
-            "strategy": "percentage",
-            "versions": [{"version_id": v, "percentage": p} for v, p in shares],
-            "annotations": {"workers/message": message},
-        }
-    )
 
 
 @pytest.fixture
