@@ -116,3 +116,20 @@ def test_missing_credentials_are_bad_input_before_any_call(operator_env, monkeyp
     result = invoke("rollback", "--immediate")
     assert result.exit_code == 2 and "CLOUDFLARE_API_TOKEN is not set" in result.output
     assert len(operator_env.requests) == before
+
+
+def test_an_unknown_phase_is_bad_input_before_any_call(operator_env):
+    before = len(operator_env.requests)
+    result = invoke("advance", "--phase", "9", "--yes")
+    assert result.exit_code == 2 and "there is no phase 9" in result.output
+    assert len(operator_env.requests) == before
+
+
+def test_rollback_goes_on_when_the_journal_cannot_be_opened(operator_env, monkeypatch, tmp_path):
+    assert invoke("advance", "--phase", "1", "--yes").exit_code == 0
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the journal's folder should be")
+    monkeypatch.setenv("TGK_DEPLOY_JOURNAL", str(blocker / "journal.sqlite"))
+    result = invoke("rollback", "--immediate")
+    assert result.exit_code == 0, result.output
+    assert "not recording" in result.output and "rolled back" in result.output

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from tgk_deploy.engine.apply import ActionOutcome, Applier
-from tgk_deploy.engine.context import Context
+from tgk_deploy.engine.context import Context, require_phase
 from tgk_deploy.engine.lock import run_lock
 from tgk_deploy.errors import CloudflareError, ConflictError, ExitCode, TgkError
 from tgk_deploy.planner.observed import ObservedState
@@ -196,7 +196,7 @@ def advance(
 ) -> AdvanceReport:
     """Apply the next step of ``phase`` if everything allows it; report what happened and why."""
     spec = ctx.spec
-    spec.phase(phase)  # unknown phase -> KeyError early, mapped by the CLI
+    require_phase(spec, phase)
     started = ctx.clock.now()
     report = AdvanceReport(run_id=ctx.run_id, phase=phase, status=AdvanceStatus.REFUSED)
     if ctx.journal is not None and not dry_run:
@@ -340,6 +340,7 @@ def approve(ctx: Context, phase: int, step: str) -> dict[str, object]:
     from tgk_deploy.errors import ConfigError, RefusedError
     from tgk_deploy.planner.observed import MarkKind, RolloutMark
 
+    require_phase(ctx.spec, phase)
     phase_spec = ctx.spec.phase(phase)
     if not any(s.id == step for s in phase_spec.steps):
         raise ConfigError(

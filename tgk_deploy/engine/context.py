@@ -9,6 +9,7 @@ never prints.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -133,6 +134,17 @@ def load_project_spec(project_file: Path | None) -> tuple[Spec, Path]:
     return load_spec(path), path.parent.resolve()
 
 
+def require_phase(spec: Spec, phase: int) -> None:
+    """An unknown phase number is bad input (exit 2), said before any call."""
+    from tgk_deploy.errors import ConfigError
+
+    try:
+        spec.phase(phase)
+    except KeyError:
+        known = ", ".join(str(p.phase) for p in spec.phases)
+        raise ConfigError(f"there is no phase {phase}; the spec has phases {known}") from None
+
+
 def live_plan(spec: Spec, project_file: Path | None, phase: int, *, timeout: float = 60.0) -> Plan:
     """``plan --phase N`` against Cloudflare: observe, hash the bundle the next step uploads, plan.
 
@@ -141,14 +153,9 @@ def live_plan(spec: Spec, project_file: Path | None, phase: int, *, timeout: flo
     make staging's upload differ from production's.
     """
     from tgk_deploy.cloudflare.api import CloudflareAPI
-    from tgk_deploy.errors import ConfigError
     from tgk_deploy.planner.plan import find_position, next_step, plan
 
-    try:
-        spec.phase(phase)
-    except KeyError:
-        known = ", ".join(str(p.phase) for p in spec.phases)
-        raise ConfigError(f"there is no phase {phase}; the spec has phases {known}") from None
+    require_phase(spec, phase)
     path = project_file or find_project_file()
     project_dir = path.parent.resolve() if path is not None else Path.cwd()
     with CloudflareAPI.from_env(spec.project, timeout=timeout) as api:
@@ -190,7 +197,12 @@ def open_context(
         journal = None
         if with_journal:
             path = Path(os.environ.get("TGK_DEPLOY_JOURNAL") or project_dir / spec.project.journal)
-            journal = stack.enter_context(Journal(path))
+            try:
+                journal = stack.enter_context(Journal(path))
+            except (OSError, sqlite3.Error) as error:
+                # the journal is history, never a precondition: a rollback goes on without it
+                if events is not None:
+                    events(Event("note", f"journal {path} unavailable ({error}); not recording"))
         ctx = Context(
             spec=spec,
             project_dir=project_dir,
