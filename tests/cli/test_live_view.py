@@ -48,6 +48,21 @@ PHASE = textwrap.dedent(
 )
 
 
+def terminal_env(emulator, **extra: str) -> dict[str, str]:
+    """What a person's shell would hold, pointed at the emulator, colour allowed."""
+    env = {
+        **os.environ,
+        "CLOUDFLARE_API_BASE_URL": emulator.url,
+        "CLOUDFLARE_API_TOKEN": "pty-test",
+        "CLOUDFLARE_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
+        "CLOUDFLARE_ZONE_ID": DEFAULT_ZONE_ID,
+        "TERM": "xterm-256color",
+        **extra,
+    }
+    env.pop("NO_COLOR", None)
+    return env
+
+
 @pytest.fixture
 def short_project(tmp_path: Path) -> Path:
     return write_project(tmp_path, PHASE)
@@ -56,18 +71,12 @@ def short_project(tmp_path: Path) -> Path:
 def test_advance_wait_shows_the_bake_and_the_trigger_values_live(short_project, prometheus):
     with start_emulator() as emulator:
         emulator.state.seed_demo()
-        env = {
-            **os.environ,
-            "CLOUDFLARE_API_BASE_URL": emulator.url,
-            "CLOUDFLARE_API_TOKEN": "pty-test",
-            "CLOUDFLARE_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
-            "CLOUDFLARE_ZONE_ID": DEFAULT_ZONE_ID,
-            "PROMETHEUS_URL": prometheus.url,
-            "PROMETHEUS_TOKEN": "unused-by-a-local-prometheus",
-            "TERM": "xterm-256color",
-            "COLUMNS": "160",
-        }
-        env.pop("NO_COLOR", None)
+        env = terminal_env(
+            emulator,
+            PROMETHEUS_URL=prometheus.url,
+            PROMETHEUS_TOKEN="unused-by-a-local-prometheus",
+            COLUMNS="160",
+        )
         command = [
             sys.executable,
             "-m",
@@ -107,14 +116,7 @@ def test_advance_wait_shows_the_bake_and_the_trigger_values_live(short_project, 
 def test_status_watch_redraws_until_interrupted(short_project):
     with start_emulator() as emulator:
         emulator.state.seed_demo()
-        env = {
-            **os.environ,
-            "CLOUDFLARE_API_BASE_URL": emulator.url,
-            "CLOUDFLARE_API_TOKEN": "pty-test",
-            "CLOUDFLARE_ACCOUNT_ID": DEFAULT_ACCOUNT_ID,
-            "CLOUDFLARE_ZONE_ID": DEFAULT_ZONE_ID,
-            "TERM": "xterm-256color",
-        }
+        env = terminal_env(emulator)
         child = pexpect.spawn(
             sys.executable,
             ["-m", "tgk_deploy.cli.app", "status", "--watch", "1", "--project", str(short_project)],
