@@ -289,3 +289,18 @@ def test_a_version_upload_that_never_gets_through_says_what_state_it_left(cloudf
     assert "tgk-p1-lost" in error.state_left
     assert "gave up after 8 attempts" in error.message
     assert len(cloudflare.api.list_versions(SCRIPT)) == 1  # and indeed nothing was made
+
+
+def test_a_dropped_deployment_with_a_message_past_50_characters_is_not_made_twice(cloudflare):
+    """Cloudflare keeps 50 characters of workers/message; the re-read must compare those."""
+    emulator = cloudflare.emulator
+    stable = emulator.state.seed_script(SCRIPT)
+    candidate = emulator.state.seed_version(SCRIPT)
+    emulator.faults.drop_next("POST", DEPLOYMENTS, after=True)
+    message = "tgk p=1 s=canary-10 r=r1a2b3c4 and then some more words"  # 55 characters
+
+    made = cloudflare.api.deploy(SCRIPT, {candidate.id: 10, stable.id: 90}, message=message)
+
+    assert made.message == message[:50]
+    assert len(cloudflare.api.deployments(SCRIPT)) == 2
+    assert emulator.calls("POST", "/deployments") == 1

@@ -544,13 +544,15 @@ class CloudflareAPI:
         operation = f"deploy {self._split_text(shares)} on {script}"
         state = f"traffic on {script} unchanged"
 
+        sent_message = (body.get("annotations") or {}).get("workers/message")
+
         def already_there() -> Deployment | None:
             live = self.live_deployment(script)
             wanted = {k: float(v) for k, v in shares.items()}
             if (
                 live
                 and {v.version_id: v.percentage for v in live.versions} == wanted
-                and live.message == (message or None)
+                and live.message == sent_message  # what Cloudflare keeps: the first 50
             ):
                 return live
             return None
