@@ -304,3 +304,17 @@ def test_a_dropped_deployment_with_a_message_past_50_characters_is_not_made_twic
     assert made.message == message[:50]
     assert len(cloudflare.api.deployments(SCRIPT)) == 2
     assert emulator.calls("POST", "/deployments") == 1
+
+
+def test_a_version_post_applied_then_answered_500_makes_exactly_one_version(cloudflare):
+    emulator = cloudflare.emulator
+    emulator.state.seed_script(SCRIPT)
+    emulator.faults.fail_nth_mutation(1, status=500, after=True)
+
+    version = cloudflare.api.upload_version(
+        SCRIPT, read_bundle(WRANGLER, "production"), vars={}, tag="tgk-p1-500", message="m"
+    )
+
+    assert [v.tag for v in cloudflare.api.list_versions(SCRIPT)].count("tgk-p1-500") == 1
+    assert version.number == 2
+    assert emulator.calls("POST", "/versions") == 1
