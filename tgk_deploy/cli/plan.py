@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tgk_deploy.cli.options import OutputFormat, OutputOption, ProjectOption
+from tgk_deploy.cli.options import OutputFormat, OutputOption, ProjectOption, TimeoutOption
 from tgk_deploy.cli.output import Output, reports
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ def plan(
         ),
     ] = False,
     project: ProjectOption = None,
+    timeout: TimeoutOption = 60.0,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Show what `advance` would change next, and every reason it may not go yet."""
@@ -56,7 +57,7 @@ def plan(
         raise ConfigError("give --phase N, or --whole-rollout")
     from tgk_deploy.engine.context import live_plan
 
-    step_plan = live_plan(spec, project_file, phase)
+    step_plan = live_plan(spec, project_file, phase, timeout=timeout)
     out.emit(step_plan, lambda c: draw_plan(c, step_plan))
 
 
