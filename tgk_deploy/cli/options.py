@@ -30,7 +30,11 @@ ProjectOption = Annotated[
 PhaseOption = Annotated[int, typer.Option("--phase", "-p", min=1, help="The phase number.")]
 TimeoutOption = Annotated[
     float,
-    typer.Option("--timeout", min=1, help="Give up on Cloudflare after this many seconds in all."),
+    typer.Option(
+        "--timeout",
+        min=1,
+        help="Seconds one Cloudflare operation may take, retries and Retry-After waits included.",
+    ),
 ]
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Print what would change and stop; no API mutation.")
