@@ -66,15 +66,20 @@ class Applier:
         self.outcomes: list[ActionOutcome] = []
         self.live_split: dict[str, dict[str, float]] = {}  # what our own deployments left
         self._prefetched: dict[tuple[str, str], Future[Any]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="prefetch")
 
     def prefetch(self, actions: Sequence[PlannedAction]) -> None:
         """Start reading the versions later actions derive from, while earlier ones run."""
-        for action in actions:
-            if isinstance(action, SetVars) and action.base_version_id:
-                key = (action.script, action.base_version_id)
-                if key not in self._prefetched:
-                    self._prefetched[key] = self._pool.submit(self.ctx.api.version_parts, *key)
+        bases = {
+            (action.script, action.base_version_id)
+            for action in actions
+            if isinstance(action, SetVars) and action.base_version_id
+        }
+        if not bases:
+            return
+        pool = ThreadPoolExecutor(max_workers=len(bases), thread_name_prefix="prefetch")
+        for key in bases - set(self._prefetched):
+            self._prefetched[key] = pool.submit(self.ctx.api.version_parts, *key)
+        pool.shutdown(wait=False)  # the threads end with their reads
 
     def _parts(self, script: str, version_id: str) -> Callable[[str, str], Any] | None:
         future = self._prefetched.pop((script, version_id), None)
