@@ -133,3 +133,12 @@ def test_rollback_goes_on_when_the_journal_cannot_be_opened(operator_env, monkey
     result = invoke("rollback", "--immediate")
     assert result.exit_code == 0, result.output
     assert "not recording" in result.output and "rolled back" in result.output
+
+
+def test_a_gradual_rollback_goes_on_without_prometheus_configured(operator_env, monkeypatch):
+    assert invoke("advance", "--phase", "1", "--yes").exit_code == 0
+    monkeypatch.delenv("PROMETHEUS_URL")
+    monkeypatch.setattr("tgk_deploy.engine.clock.SystemClock.sleep", lambda self, seconds: None)
+    result = invoke("rollback", "--gradual", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "no trigger checks" in result.output and "rolled back gradually" in result.output

@@ -73,7 +73,10 @@ def rollback(
     ):
         raise typer.Exit(4)
     with open_context(
-        project, timeout=timeout, with_metrics=gradual, events=EventPrinter(out)
+        project,
+        timeout=timeout,
+        with_metrics="optional" if gradual else False,
+        events=EventPrinter(out),
     ) as ctx:
         if immediate:
             report = engine.immediate(ctx, dry_run=dry_run, environment=environment)

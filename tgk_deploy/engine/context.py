@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tgk_deploy.engine.clock import Clock, SystemClock
 from tgk_deploy.planner.observed import ObservedState
@@ -171,7 +171,7 @@ def open_context(
     project_file: Path | None,
     *,
     timeout: float = 60.0,
-    with_metrics: bool = True,
+    with_metrics: bool | Literal["optional"] = True,
     with_journal: bool = True,
     events: Callable[[Event], None] | None = None,
     allow_force: bool = False,
@@ -188,9 +188,17 @@ def open_context(
         api = stack.enter_context(CloudflareAPI.from_env(spec.project, timeout=timeout))
         metrics = None
         if with_metrics:
+            from tgk_deploy.errors import ConfigError
             from tgk_deploy.triggers.prometheus import PrometheusClient
 
-            metrics = stack.enter_context(PrometheusClient.from_spec(spec.project.prometheus))
+            try:
+                metrics = stack.enter_context(PrometheusClient.from_spec(spec.project.prometheus))
+            except ConfigError as error:
+                if with_metrics != "optional":
+                    raise
+                # a gradual rollback watches triggers if it can, and goes on if it cannot
+                if events is not None:
+                    events(Event("note", f"no trigger checks: {error.message}"))
         from tgk_deploy.notify import Notifier
 
         notifier = stack.enter_context(Notifier.from_project(spec.project))
