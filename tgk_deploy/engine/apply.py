@@ -106,15 +106,19 @@ class Applier:
             )
         return live
 
-    def _deployed(
+    def _deploy(
         self,
         environment: str,
-        deployment: Deployment,
         wanted: dict[str, float],
+        message: str | None,
         *,
+        force: bool,
         verify: bool = True,
     ) -> dict[str, object]:
-        """Record our deployment and verify the split by a re-read (set, then verify)."""
+        """Deploy a split, record it as ours and verify it by a re-read (set, then verify)."""
+        deployment = self.ctx.api.deploy(
+            self._script(environment), wanted, message=message, allow_force=force
+        )
         with self._lock:
             self.expected_live[environment] = deployment.id
             self.live_split[environment] = dict(wanted)
@@ -231,21 +235,16 @@ class Applier:
                     )
                 wanted[stable] = float(100 - action.percentage)
             wanted = {k: v for k, v in wanted.items() if v > 0}
-            deployment = api.deploy(
-                action.script,
-                wanted,
-                message=_with_run(action.message, run_id),
-                allow_force=self.ctx.allow_force,
-            )
-            return self._deployed(action.environment, deployment, wanted)
+            message = _with_run(action.message, run_id)
+            return self._deploy(action.environment, wanted, message, force=self.ctx.allow_force)
         if isinstance(action, PinVersion):
             if self.guard:
                 self._check_unchanged(action.environment)
             wanted = {action.version_id: 100.0}
-            deployment = api.deploy(
-                action.script, wanted, message=_with_run(action.message, run_id), allow_force=True
+            message = _with_run(action.message, run_id)
+            return self._deploy(
+                action.environment, wanted, message, force=True, verify=action.verify
             )
-            return self._deployed(action.environment, deployment, wanted, verify=action.verify)
         if isinstance(action, PutSecret | DeleteSecret):
             live = self._check_unchanged(action.environment)
             split = live is not None and len(live.versions) > 1
@@ -296,13 +295,8 @@ class Applier:
             if live is None:
                 raise CloudflareError(f"stamp {action.script}", state_left="nothing is deployed")
             wanted = {v.version_id: v.percentage for v in live.versions}
-            deployment = api.deploy(
-                action.script,
-                wanted,
-                message=_with_run(action.mark, run_id),
-                allow_force=self.ctx.allow_force,
-            )
-            return self._deployed(action.environment, deployment, wanted)
+            message = _with_run(action.mark, run_id)
+            return self._deploy(action.environment, wanted, message, force=self.ctx.allow_force)
         raise TypeError(f"no way to apply {action!r}")
 
     def _replace_live_versions(
@@ -368,6 +362,5 @@ class Applier:
         if all(old == new for old, new in replaced.items()) and not message:
             return {"unchanged": True, "split": shares}
         wanted = {replaced.get(v, v): p for v, p in shares.items()}
-        deployment = api.deploy(script, wanted, message=message, allow_force=True)
-        result = self._deployed(environment, deployment, wanted)
+        result = self._deploy(environment, wanted, message, force=True)
         return {**result, "replaced": replaced}
