@@ -21,6 +21,7 @@ from tgk_deploy.planner.rollback import (
     RollbackMode,
     RollbackPlan,
     plan_feature,
+    plan_gradual_finish,
     plan_gradual_step,
     plan_immediate,
     plan_to_version,
@@ -175,10 +176,7 @@ def gradual(
                     "response",
                     "a trigger fired during the gradual rollback: rolling back fully now",
                 )
-                final = plan_immediate(
-                    ctx.spec, observed, environment, run_id=ctx.run_id, detail="gradual"
-                )
-                final.mode, final.next_share = RollbackMode.GRADUAL, 0
+                final = plan_gradual_finish(ctx.spec, observed, environment, run_id=ctx.run_id)
                 _run(ctx, final, observed, report, dry_run=False)
                 break
     except TgkError:

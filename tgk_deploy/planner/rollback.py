@@ -86,6 +86,26 @@ def _feature_switches(
     return off_vars, drop
 
 
+def _switch_off(
+    environment: str,
+    script: str,
+    base: Version,
+    off_vars: dict[str, str],
+    drop: list[str],
+    mark: str,
+) -> SetVars:
+    """Replace ``base`` by a version with the features off, tagged so it is never a candidate."""
+    return SetVars(
+        environment=environment,
+        script=script,
+        vars=off_vars,
+        remove_secrets=drop,
+        base_version_id=base.id,
+        tag=switch_off_tag(base.id, off_vars, drop),
+        message=mark,
+    )
+
+
 def _email_fallback(
     spec: Spec, observed: ObservedState, env: str, script: str
 ) -> list[PlannedAction]:
@@ -164,20 +184,7 @@ def plan_immediate(
     if first_wave:
         result.waves.append(first_wave)
     if switch_off:
-        tag = switch_off_tag(stable.id, off_vars, drop)
-        result.waves.append(
-            [
-                SetVars(
-                    environment=environment,
-                    script=env.script,
-                    vars=off_vars,
-                    remove_secrets=drop,
-                    base_version_id=stable_id,
-                    tag=tag,
-                    message=mark,
-                )
-            ]
-        )
+        result.waves.append([_switch_off(environment, env.script, stable, off_vars, drop, mark)])
     already_marked = (
         live is not None
         and (live.mark or RolloutMark(phase=0, kind=MarkKind.ADVISORY)).kind is MarkKind.ROLLBACK
@@ -192,6 +199,15 @@ def next_gradual_share(current: float, steps: list[int]) -> int | None:
     """The next candidate share below ``current``; None when the candidate has no traffic."""
     lower = [step for step in steps if step < current]
     return max(lower) if lower else None
+
+
+def plan_gradual_finish(
+    spec: Spec, observed: ObservedState, environment: str = "production", run_id: str = ""
+) -> RollbackPlan:
+    """The gradual rollback's last step (0 % for the candidate): the immediate rollback."""
+    final = plan_immediate(spec, observed, environment, run_id, detail="gradual")
+    final.mode, final.next_share = RollbackMode.GRADUAL, 0
+    return final
 
 
 def plan_gradual_step(
@@ -210,10 +226,7 @@ def plan_gradual_step(
     steps = spec.project.rollback.gradual.steps
     target = next_gradual_share(share, steps) if candidate else 0
     if candidate is None or target == 0 or target is None:
-        final = plan_immediate(spec, observed, environment, run_id, detail="gradual")
-        final.mode = RollbackMode.GRADUAL
-        final.next_share = 0
-        return final
+        return plan_gradual_finish(spec, observed, environment, run_id)
     stable_id = find_stable(env, candidate.id)
     result = RollbackPlan(
         mode=RollbackMode.GRADUAL,
@@ -277,18 +290,7 @@ def plan_feature(
             continue
         off_vars, drop = _feature_switches(spec, [feature], version)
         if off_vars or drop:
-            tag = switch_off_tag(version.id, off_vars, drop)
-            wave.append(
-                SetVars(
-                    environment=environment,
-                    script=env.script,
-                    vars=off_vars,
-                    remove_secrets=drop,
-                    base_version_id=version.id,
-                    tag=tag,
-                    message=mark,
-                )
-            )
+            wave.append(_switch_off(environment, env.script, version, off_vars, drop, mark))
     # each replacement redeploys the split: one after the other, never racing
     result.waves.extend([action] for action in wave)
     result.done = not wave
