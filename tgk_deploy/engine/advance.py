@@ -110,9 +110,7 @@ def check_triggers(ctx: Context, observed: ObservedState, phase: int) -> list[Ga
     versions = live_versions(observed, phase)
     verdicts = run_gates(ctx.spec, phases, GateKind.TRIGGERS, ctx.metrics, versions, ctx.clock.now)
     for verdict in verdicts:
-        _journal_verdict(ctx, verdict)
-        message = f"phase {verdict.phase} triggers: {verdict.outcome} ({verdict.why})"
-        ctx.emit("verdict", message, verdict=verdict)
+        _record_verdict(ctx, verdict, "triggers")
     return verdicts
 
 
@@ -129,26 +127,20 @@ def check_success(ctx: Context, observed: ObservedState, phase: int) -> GateVerd
         live_versions(observed, phase),
         ctx.clock.now,
     )
-    _journal_verdict(ctx, verdict)
-    ctx.emit(
-        "verdict",
-        f"phase {phase} success criteria: {verdict.outcome} ({verdict.why})",
-        verdict=verdict,
-    )
+    _record_verdict(ctx, verdict, "success criteria")
     return verdict
 
 
-def _journal_verdict(ctx: Context, verdict: GateVerdict) -> None:
-    if ctx.journal is None:
-        return
-    for check in verdict.checks:
-        ctx.journal.verdict(
-            ctx.run_id,
-            check.check,
-            check.kind.value,
-            check.outcome.value,
-            check.model_dump(mode="json"),
-        )
+def _record_verdict(ctx: Context, verdict: GateVerdict, what: str) -> None:
+    """Every check's verdict into the journal, and one line for whoever watches."""
+    if ctx.journal is not None:
+        for check in verdict.checks:
+            detail = check.model_dump(mode="json")
+            ctx.journal.verdict(
+                ctx.run_id, check.check, check.kind.value, check.outcome.value, detail
+            )
+    message = f"phase {verdict.phase} {what}: {verdict.outcome} ({verdict.why})"
+    ctx.emit("verdict", message, verdict=verdict)
 
 
 def fired_response(ctx: Context, verdicts: list[GateVerdict]) -> tuple[Response, str] | None:
