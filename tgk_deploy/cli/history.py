@@ -20,19 +20,15 @@ def register(app: typer.Typer) -> None:
     app.command()(history)
 
 
-def journal_path(project_file: Path | None) -> Path:
-    """``TGK_DEPLOY_JOURNAL``, else the project's ``journal`` beside the project file."""
-    import os
-
+def _journal_file(project_file: Path | None) -> Path:
+    from tgk_deploy.journal.store import journal_path
     from tgk_deploy.spec.load import find_project_file, load_project
+    from tgk_deploy.spec.models import Project
 
-    explicit = os.environ.get("TGK_DEPLOY_JOURNAL")
-    if explicit:
-        return Path(explicit)
     project_file = project_file or find_project_file()
     if project_file is None:
-        return Path(".tgk-deploy/journal.sqlite")
-    return project_file.parent / load_project(project_file).journal
+        return journal_path(Path.cwd(), Project.model_fields["journal"].default)
+    return journal_path(project_file.parent, load_project(project_file).journal)
 
 
 @reports
@@ -50,7 +46,7 @@ def history(
     """Runs, actions and trigger verdicts recorded on this machine, newest first."""
     from tgk_deploy.journal.store import Journal
 
-    path = journal_path(project)
+    path = _journal_file(project)
     if not path.exists():
         runs: list[RunRecord] = []
     else:

@@ -181,7 +181,7 @@ def open_context(
     import os
 
     from tgk_deploy.cloudflare.api import CloudflareAPI
-    from tgk_deploy.journal.store import Journal
+    from tgk_deploy.journal.store import Journal, journal_path
 
     spec, project_dir = load_project_spec(project_file)
     with ExitStack() as stack:
@@ -204,7 +204,7 @@ def open_context(
         notifier = stack.enter_context(Notifier.from_project(spec.project))
         journal = None
         if with_journal:
-            path = Path(os.environ.get("TGK_DEPLOY_JOURNAL") or project_dir / spec.project.journal)
+            path = journal_path(project_dir, spec.project.journal)
             try:
                 journal = stack.enter_context(Journal(path))
             except (OSError, sqlite3.Error) as error:

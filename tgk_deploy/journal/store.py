@@ -74,6 +74,12 @@ class RunRecord(BaseModel):
     verdicts: list[dict[str, Any]] = []
 
 
+def journal_path(project_dir: Path, configured: str) -> Path:
+    """``TGK_DEPLOY_JOURNAL``, else the project file's ``journal``, relative to that file."""
+    explicit = os.environ.get("TGK_DEPLOY_JOURNAL")
+    return Path(explicit) if explicit else project_dir / configured
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
