@@ -196,16 +196,11 @@ def advance(
     try:
         while True:
             observed = ctx.observe()
-            bundle = ctx.bundle_hash("production")
-            step_plan = plan(spec, observed, phase, bundle)
+            step_plan = ctx.plan(observed, phase)
             report.plan, report.step = step_plan, step_plan.step
             if step_plan.step is None:
                 report.message = "; ".join(r.message for r in step_plan.refusals)
                 return report
-            if step_plan.environment and step_plan.environment != "production":
-                bundle = ctx.bundle_hash(step_plan.environment)
-                step_plan = plan(spec, observed, phase, bundle)
-                report.plan = step_plan
             verdicts = check_triggers(ctx, observed, phase)
             report.verdicts = verdicts
             fired = fired_response(ctx, verdicts)

@@ -119,6 +119,14 @@ class Context:
             observed.backups = sorted(p.stem for p in self.backups_dir.glob("*.sql"))
         return observed
 
+    def plan(self, observed: ObservedState, phase: int) -> Plan:
+        """Plan with the hash of the bundle the next step uploads: its environment's."""
+        from tgk_deploy.planner.plan import find_position, next_step, plan
+
+        upcoming = next_step(self.spec, find_position(self.spec, observed))
+        environment = upcoming[1].environment if upcoming is not None else "production"
+        return plan(self.spec, observed, phase, self.bundle_hash(environment))
+
     def bundle_hash(self, environment: str) -> str:
         from tgk_deploy.bundle import read_bundle
 
@@ -153,7 +161,6 @@ def live_plan(spec: Spec, project_file: Path | None, phase: int, *, timeout: flo
     make staging's upload differ from production's.
     """
     from tgk_deploy.cloudflare.api import CloudflareAPI
-    from tgk_deploy.planner.plan import find_position, next_step, plan
 
     require_phase(spec, phase)
     path = project_file or find_project_file()
@@ -161,9 +168,7 @@ def live_plan(spec: Spec, project_file: Path | None, phase: int, *, timeout: flo
     with CloudflareAPI.from_env(spec.project, timeout=timeout) as api:
         context = Context(spec=spec, project_dir=project_dir, api=api)
         observed = context.observe()
-    upcoming = next_step(spec, find_position(spec, observed))
-    environment = upcoming[1].environment if upcoming is not None else "production"
-    return plan(spec, observed, phase, context.bundle_hash(environment))
+    return context.plan(observed, phase)
 
 
 @contextmanager
