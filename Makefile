@@ -18,8 +18,9 @@ demo: install  ## the whole rollout, with an incident, on the built-in Cloudflar
 	$(BIN)/tgk-deploy validate
 	$(BIN)/tgk-deploy rehearse --scenario ai-latency-incident
 
-test-deps: install  ## what the tests need beyond Python: Prometheus and the Worker's npm packages
+test-deps: install  ## what the tests need beyond Python: Prometheus, Alertmanager, the Worker's npm packages
 	@if [ -x .ci/install-prometheus.sh ]; then .ci/install-prometheus.sh; fi
+	@if [ -x .ci/install-alertmanager.sh ]; then .ci/install-alertmanager.sh; fi
 	@if [ -x .ci/install-node-deps.sh ]; then .ci/install-node-deps.sh; fi
 
 test: test-deps  ## the whole suite

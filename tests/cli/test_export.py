@@ -97,6 +97,7 @@ def test_the_rfc_alerts_are_there_with_their_conditions(exported):
         "severity": "warning",
         "tgk_deploy_phase": "2",
         "tgk_deploy_trigger": "ai-p95-slow",
+        "tgk_deploy_environment": "production",
     }
 
     routing = rules["RoutingErrorsIncreasing"]
@@ -162,6 +163,8 @@ def test_relative_triggers_need_live_versions_or_are_skipped_with_the_reason():
         '(sum(rate(tgk_email_route_failures_total{version_id="c2"}[15m]))) > 2.0 * '
         '(sum(rate(tgk_email_route_failures_total{version_id="s1"}[15m])))'
     )
+    # the receiver (tgk-deploy serve) ignores an alert about a version no longer the candidate
+    assert rule["labels"]["tgk_deploy_candidate"] == "c2"
 
 
 def test_two_triggers_exporting_one_alert_name_are_refused():

@@ -5,6 +5,8 @@ is the trigger's condition as one PromQL expression (relative triggers
 compare against ``threshold * baseline``; a minimum sample is an ``and on()``
 guard so that no data never pages), with its ``for``, a severity label and
 annotations pointing at the runbook section and the command that rolls back.
+The ``tgk_deploy_*`` labels (phase, trigger, environment and, when known, the
+candidate version) are what ``tgk-deploy serve`` matches an alert by.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def alert_expression(trigger: Trigger, versions: LiveVersions) -> str:
 
 
 def _rule(
-    phase: Phase, trigger: Trigger, versions: LiveVersions, runbook_base: str
+    phase: Phase, trigger: Trigger, versions: LiveVersions, runbook_base: str, environment: str
 ) -> dict[str, Any]:
     response = phase.response_for(trigger)
     what = trigger.description or trigger.name
@@ -102,7 +104,10 @@ def _rule(
         "severity": trigger.severity.value,
         "tgk_deploy_phase": str(phase.phase),
         "tgk_deploy_trigger": trigger.name,
+        "tgk_deploy_environment": environment,
     }
+    if versions.candidate:
+        rule["labels"]["tgk_deploy_candidate"] = versions.candidate
     rule["annotations"] = {
         "summary": f"Phase {phase.phase} ({phase.name}): {what}",
         "description": (
@@ -119,7 +124,11 @@ def _rule(
 
 
 def alert_rules(
-    spec: Spec, *, versions: LiveVersions | None = None, runbook_base: str = ""
+    spec: Spec,
+    *,
+    versions: LiveVersions | None = None,
+    runbook_base: str = "",
+    environment: str = "production",
 ) -> AlertRules:
     """One group per phase, one alerting rule per trigger.
 
@@ -134,7 +143,7 @@ def alert_rules(
         rules = []
         for trigger in phase.rollback_triggers:
             try:
-                rules.append(_rule(phase, trigger, versions, runbook_base))
+                rules.append(_rule(phase, trigger, versions, runbook_base, environment))
             except MissingVersion as missing:
                 skipped.append(
                     SkippedTrigger(
