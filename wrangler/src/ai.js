@@ -54,13 +54,14 @@ export async function analyse(email, config, env, metrics) {
   try {
     prompt = promptFor(email);
   } catch (error) {
-    metrics.inc("tgk_email_pii_detection_failures_total");
-    metrics.inc("tgk_email_ai_failures_total", { reason: "pii" });
+    // The safety net worked: nothing was sent. Counted apart from AI failures.
+    metrics.inc("tgk_email_pii_blocked_total");
     console.warn(`ai: not sent: ${error instanceof PiiLeak ? error.message : "redaction failed"}`);
     return null;
   }
 
   const started = Date.now();
+  metrics.inc("tgk_email_ai_requests_total");
   metrics.inc("tgk_email_external_api_requests_total", { api: "openai" });
   let reason = null;
   let analysis = null;
@@ -93,6 +94,6 @@ export async function analyse(email, config, env, metrics) {
     console.warn(`ai: analysis skipped (${reason})`);
     return null;
   }
-  metrics.ratio("tgk_email_ai_accuracy_ratio", analysis.confidence);
+  metrics.observe("tgk_email_ai_confidence", analysis.confidence);
   return analysis;
 }

@@ -20,10 +20,12 @@ export class UndeliverableError extends Error {
 }
 
 /**
- * Forward the original message to LEGACY_FORWARD_ADDRESS; returns "forwarded_legacy".
+ * Forward the original message to LEGACY_FORWARD_ADDRESS; resolves to `status`:
+ * "fallback" when something failed (a degradation that counts against the
+ * Worker), "unrouted" when the table routes the address nowhere (by design).
  * The reason travels in an X- header so the legacy side can count fallbacks.
  */
-export async function forwardToLegacy(message, config, reason) {
+export async function forwardToLegacy(message, config, reason, status = "fallback") {
   if (!config.legacyForwardAddress) {
     throw new UndeliverableError(`cannot fall back (${reason}): LEGACY_FORWARD_ADDRESS is not set`);
   }
@@ -31,10 +33,10 @@ export async function forwardToLegacy(message, config, reason) {
   // Header values must be printable ASCII; the reason may quote a remote error message.
   const header = String(reason).replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
   await message.forward(config.legacyForwardAddress, new Headers({ "X-TGK-Fallback-Reason": header }));
-  return "forwarded_legacy";
+  return status;
 }
 
-/** Deliver one message; resolves to the delivery status label. */
+/** Deliver one message; resolves to its tgk_email_delivery_total status (metrics.js). */
 export async function deliver(message, env, config, metrics) {
   let route;
   try {
@@ -51,7 +53,9 @@ export async function deliver(message, env, config, metrics) {
     await message.setReject(route.reason);
     return "rejected";
   }
-  if (route.kind === "unknown") return forwardToLegacy(message, config, route.reason);
+  if (route.kind === "unknown") {
+    return forwardToLegacy(message, config, route.reason, route.degraded ? "fallback" : "unrouted");
+  }
 
   try {
     const email = parseEmail(await readRaw(message.raw), message.headers);

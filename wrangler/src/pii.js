@@ -4,7 +4,7 @@
  * `redact` replaces what it recognises with typed placeholders; `assertClean`
  * scans the result again with independent, looser patterns. If that second
  * look still finds something, the text is not sent at all (the caller counts
- * tgk_email_pii_detection_failures_total): better no analysis than a leak.
+ * tgk_email_pii_blocked_total): better no analysis than a leak.
  */
 
 export class PiiLeak extends Error {

@@ -3,7 +3,8 @@
  *
  * Each notification carries `ref: <token>`, an HMAC (REPLY_SIGNING_SECRET) of
  * the chat, sender and subject. Telegram posts a reply to that notification to
- * POST /telegram/webhook; the Worker checks the token (tgk_email_reply_auth_failures_total),
+ * POST /telegram/webhook; the Worker checks the token (tgk_email_webhook_auth_failures_total: anyone can
+ * raise it, so it is alerted on but never rolls back),
  * the pilot list when EMAIL_REPLIES_PILOT is on (EMAIL_REPLIES_PILOT_USERS,
  * Telegram user ids), a per-user rate limit (tgk_email_reply_rate_limited_total),
  * then sends the mail through the HTTP mail API at REPLY_SEND_URL
@@ -75,7 +76,7 @@ export async function handleTelegramUpdate(request, env, config, metrics) {
   if (!config.replies.enabled) return answer(404, { error: "email replies are off" });
   if (env.TELEGRAM_WEBHOOK_SECRET &&
       request.headers.get("x-telegram-bot-api-secret-token") !== env.TELEGRAM_WEBHOOK_SECRET) {
-    metrics.inc("tgk_email_reply_auth_failures_total");
+    metrics.inc("tgk_email_webhook_auth_failures_total", { reason: "bad_secret" });
     return answer(401, { error: "bad webhook secret" });
   }
   let update;
@@ -94,7 +95,7 @@ export async function handleTelegramUpdate(request, env, config, metrics) {
     ? await signReply(env.REPLY_SIGNING_SECRET, String(message.chat?.id), notification.sender, notification.subject)
     : null;
   if (!expected || !timingSafeEqual(expected, notification.ref)) {
-    metrics.inc("tgk_email_reply_auth_failures_total");
+    metrics.inc("tgk_email_webhook_auth_failures_total", { reason: "bad_signature" });
     return answer(403, { error: "reply signature does not verify" });
   }
 

@@ -62,7 +62,8 @@ async function routeFromKv(env, scope, metrics) {
  *
  * Returns {kind: "telegram", chatId, scope, tag, priority, source}
  *       | {kind: "reject", reason, scope}
- *       | {kind: "unknown", reason}   (forward to legacy)
+ *       | {kind: "unknown", reason, degraded}   (forward to legacy; degraded: because
+ *                                            something of ours is broken, not by design)
  */
 export async function resolveRoute(recipient, env, config, metrics) {
   const parsed = parseRecipient(recipient);
@@ -74,7 +75,7 @@ export async function resolveRoute(recipient, env, config, metrics) {
   } catch (error) {
     metrics.inc("tgk_email_route_failures_total");
     console.error(`routing: ${error.message}`);
-    return { kind: "unknown", reason: "routing table unusable", scope: parsed.scope };
+    return { kind: "unknown", reason: "routing table unusable", scope: parsed.scope, degraded: true };
   }
   if (table.domains.length > 0 && !table.domains.includes(parsed.domain)) {
     return { kind: "unknown", reason: `domain ${parsed.domain} not routed`, scope: parsed.scope };
@@ -87,7 +88,7 @@ export async function resolveRoute(recipient, env, config, metrics) {
   }
   if (!route.chat_id) {
     metrics.inc("tgk_email_route_failures_total");
-    return { kind: "unknown", reason: `route ${parsed.scope} has no chat_id`, scope: parsed.scope };
+    return { kind: "unknown", reason: `route ${parsed.scope} has no chat_id`, scope: parsed.scope, degraded: true };
   }
 
   const priority = URGENT_TAGS.has(parsed.tag) ? "critical" : route.priority ?? "normal";
@@ -114,8 +115,8 @@ function wantsOnCall(dynamic, route, priority) {
 /**
  * Ask the schedule API who is on call; null means "use the static chat".
  *
- * Accuracy (tgk_email_oncall_routing_accuracy_ratio) is the share of lookups
- * that named a responder we can reach: a chat id, or a person in `people`.
+ * Each lookup is counted once in tgk_email_oncall_lookups_total by outcome:
+ * responder (a chat id, or a person in `people`), unknown, or failed.
  */
 async function lookUpOnCall(schedule, people, dynamic, metrics) {
   const url = `${dynamic.scheduleApiUrl}/oncall/${encodeURIComponent(schedule)}`;
@@ -127,17 +128,17 @@ async function lookUpOnCall(schedule, people, dynamic, metrics) {
     });
   } catch (error) {
     metrics.inc("tgk_email_external_api_failures_total", { api: "schedule" });
-    metrics.ratio("tgk_email_oncall_routing_accuracy_ratio", false);
+    metrics.inc("tgk_email_oncall_lookups_total", { outcome: "failed" });
     console.warn(`routing: schedule API failed (${error.message}); static route used`);
     return null;
   }
   if (!answer.ok || !answer.body) {
     metrics.inc("tgk_email_external_api_failures_total", { api: "schedule" });
-    metrics.ratio("tgk_email_oncall_routing_accuracy_ratio", false);
+    metrics.inc("tgk_email_oncall_lookups_total", { outcome: "failed" });
     return null;
   }
   const person = answer.body.user ?? null;
   const chatId = answer.body.chat_id ?? (person ? people[person] : undefined);
-  metrics.ratio("tgk_email_oncall_routing_accuracy_ratio", Boolean(chatId));
+  metrics.inc("tgk_email_oncall_lookups_total", { outcome: chatId ? "responder" : "unknown" });
   return chatId ? { chatId: String(chatId), person } : null;
 }

@@ -136,8 +136,12 @@ describe("a broken routing table", () => {
     try {
       const result = await worker.email({ to: "alerts@tgk.test" });
       assert.deepEqual(result.calls.map((c) => [c.action, c.to]), [["forward", "legacy@mail.tgk.test"]]);
-      const [push] = await fake.waitFor("/metrics");
-      assert.match(push.body, /^tgk_email_route_failures_total\{.*\} 1$/m);
+      // a broken table is our failure: a degradation (fallback), not mail routed nowhere by design
+      await fake.waitForPush([
+        /^tgk_email_route_failures_total\{.*\} 1$/m,
+        /^tgk_email_delivery_total\{status="fallback",.*\} 1$/m,
+        /^tgk_email_delivery_total\{status="unrouted",.*\} 0$/m,
+      ]);
     } finally {
       await worker.dispose();
       await fake.close();
@@ -151,8 +155,7 @@ describe("a broken routing table", () => {
       const result = await worker.email({ to: "nobody@tgk.test" });
       assert.deepEqual(result.calls, []);
       assert.match(result.error, /LEGACY_FORWARD_ADDRESS is not set/);
-      const [push] = await fake.waitFor("/metrics");
-      assert.match(push.body, /^tgk_email_delivery_total\{status="failed",.*\} 1$/m);
+      await fake.waitForPush([/^tgk_email_delivery_total\{status="failed",.*\} 1$/m]);
     } finally {
       await worker.dispose();
       await fake.close();

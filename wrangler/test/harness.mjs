@@ -110,6 +110,25 @@ export async function startFakeServer(routes = {}) {
       }
       return this.to(prefix);
     },
+    /**
+     * Resolve with the latest push to `prefix` once every pattern matches it. Pushes of one
+     * isolate coalesce (metrics.js), so tests wait for totals, not for a number of pushes.
+     */
+    async waitForPush(patterns, prefix = "/metrics", capMs = 5000) {
+      const deadline = Date.now() + capMs;
+      for (;;) {
+        const last = this.to(prefix).at(-1);
+        if (last && patterns.every((p) => p.test(last.body))) return last;
+        if (Date.now() > deadline) {
+          throw new Error(`no push to ${prefix} matching ${patterns.join(", ")} within ${capMs} ms:\n${last?.body ?? "(none)"}`);
+        }
+        await new Promise((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 50);
+        });
+        waiters.length = 0;
+      }
+    },
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));

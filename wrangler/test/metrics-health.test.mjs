@@ -6,24 +6,64 @@ import { baseVars, startFakeServer, startWorker, telegramOk } from "./harness.mj
 const SECRETS = { TELEGRAM_BOT_TOKEN: "123:test-token" };
 
 describe("metrics", () => {
-  it("every series is labelled with the version id from CF_VERSION_METADATA", async () => {
+  it("every series is labelled with the version id from CF_VERSION_METADATA, and pushed to its isolate's group", async () => {
     const fake = await startFakeServer({ "POST /telegram": telegramOk, "POST /metrics": () => ({ status: 200 }) });
     const worker = await startWorker({ ...baseVars(fake), ...SECRETS }, { versionId: "7c1a2b3c-candidate" });
     try {
       await worker.email({ to: "alerts@tgk.test" });
       await worker.email({ to: "nobody@tgk.test" });
-      const pushes = await fake.waitFor("/metrics", 2);
-      const push = pushes.at(-1);
+      await worker.email({ to: "noreply@tgk.test" });
+      const push = await fake.waitForPush([/^tgk_email_routing_duration_seconds_count\{.*\} 3$/m]);
       assert.equal(push.headers["content-type"], "text/plain; version=0.0.4");
+      assert.match(push.path, /^\/metrics\/version_id\/7c1a2b3c-candidate\/environment\/test\/isolate\/[0-9a-f]{8}$/);
+      const isolate = /isolate\/([0-9a-f]{8})$/.exec(push.path)[1];
       const samples = push.body.split("\n").filter((l) => l && !l.startsWith("#"));
       assert.ok(samples.length > 10);
-      for (const sample of samples) assert.match(sample, /version_id="7c1a2b3c-candidate"/, sample);
+      for (const sample of samples) {
+        assert.match(sample, /version_id="7c1a2b3c-candidate",environment="test",isolate="[0-9a-f]{8}"/, sample);
+        assert.ok(sample.includes(`isolate="${isolate}"`), sample);
+      }
       assert.match(push.body, /^tgk_email_delivery_total\{status="delivered",version_id="7c1a2b3c-candidate",environment="test",isolate="[0-9a-f]{8}"\} 1$/m);
-      assert.match(push.body, /^tgk_email_delivery_total\{status="forwarded_legacy",.*\} 1$/m);
-      assert.match(push.body, /^tgk_email_routing_duration_seconds_count\{.*\} 2$/m);
-      assert.match(push.body, /^tgk_email_routing_duration_seconds_bucket\{le="\+Inf",.*\} 2$/m);
+      // an address the table does not route is forwarded by design: not a fallback
+      assert.match(push.body, /^tgk_email_delivery_total\{status="unrouted",.*\} 1$/m);
+      assert.match(push.body, /^tgk_email_delivery_total\{status="rejected",.*\} 1$/m);
+      assert.match(push.body, /^tgk_email_delivery_total\{status="fallback",.*\} 0$/m);
+      assert.match(push.body, /^tgk_email_delivery_total\{status="failed",.*\} 0$/m);
+      assert.match(push.body, /^tgk_email_routing_duration_seconds_bucket\{le="\+Inf",.*\} 3$/m);
       assert.match(push.body, /^# TYPE tgk_email_routing_duration_seconds histogram$/m);
       assert.match(push.body, /^tgk_email_external_api_requests_total\{api="telegram",.*\} 1$/m);
+    } finally {
+      await worker.dispose();
+      await fake.close();
+    }
+  });
+
+  it("a fresh isolate's first push already holds every counter, at zero where nothing happened", async () => {
+    const fake = await startFakeServer({ "POST /telegram": telegramOk, "POST /metrics": () => ({ status: 200 }) });
+    const worker = await startWorker({ ...baseVars(fake), ...SECRETS });
+    try {
+      await worker.email({ to: "alerts@tgk.test" });
+      const [first] = await fake.waitFor("/metrics", 1);
+      for (const status of ["delivered", "fallback", "unrouted", "rejected", "failed"]) {
+        assert.match(first.body, new RegExp(`^tgk_email_delivery_total\\{status="${status}",`, "m"));
+      }
+      for (const name of ["tgk_email_route_failures_total", "tgk_email_pii_blocked_total", "tgk_email_webhook_auth_failures_total"]) {
+        assert.match(first.body, new RegExp(`^${name}\\{.*\\} 0$`, "m"));
+      }
+    } finally {
+      await worker.dispose();
+      await fake.close();
+    }
+  });
+
+  it("pushes of one isolate never go backwards, however many events overlap", async () => {
+    const fake = await startFakeServer({ "POST /telegram": telegramOk, "POST /metrics": () => ({ status: 200, delayMs: 30 }) });
+    const worker = await startWorker({ ...baseVars(fake), ...SECRETS });
+    try {
+      await Promise.all(Array.from({ length: 25 }, () => worker.email({ to: "alerts@tgk.test" })));
+      await fake.waitForPush([/^tgk_email_delivery_total\{status="delivered",.*\} 25$/m]);
+      const seen = fake.to("/metrics").map((r) => Number(/^tgk_email_delivery_total\{status="delivered",.*\} (\d+)$/m.exec(r.body)[1]));
+      assert.deepEqual(seen, [...seen].sort((a, b) => a - b), `pushes went backwards: ${seen}`);
     } finally {
       await worker.dispose();
       await fake.close();
