@@ -226,7 +226,11 @@ def test_two_concurrent_advances_apply_exactly_once(world):
     assert [getattr(r, "status", r) for r in results] == [AdvanceStatus.APPLIED], (results, errors)
     assert len(errors) == 1, [e.message for e in errors]
     production = world.production()
-    stamps = [d for d in production.deployments if d.mark and d.mark.step == "canary-10"]
+    stamps = [
+        d
+        for d in production.deployments
+        if d.mark and d.mark.kind is MarkKind.STEP and d.mark.step == "canary-10"
+    ]
     assert len(stamps) == 1
     tags = [v.tag for v in production.versions.values() if v.tag]
     assert len(tags) == len(set(tags))
@@ -243,7 +247,9 @@ def test_every_action_and_verdict_is_journaled(world):
 def test_a_step_failing_part_way_says_what_it_did_and_how_to_finish_or_undo(world):
     advance(world.context(), 1)
     world.clock.advance(timedelta(days=1))
-    world.emulator.faults.fail_nth_mutation(5, status=400)  # after the D1 export and the upload
+    world.emulator.faults.fail_nth_mutation(
+        6, status=400
+    )  # after the claim, the D1 export and the upload
     with pytest.raises(CloudflareError) as stopped:
         advance(world.context(), 1)
     error = stopped.value

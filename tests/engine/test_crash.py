@@ -14,7 +14,7 @@ from tgk_deploy.engine import rollback
 from tgk_deploy.engine.advance import AdvanceStatus, advance
 from tgk_deploy.errors import TgkError
 
-MUTATIONS_IN_CANARY_10 = 7  # D1 export (start + 2 polls), upload, split, email rule, stamp
+MUTATIONS_IN_CANARY_10 = 8  # claim, D1 export (start + 2 polls), upload, split, email rule, stamp
 MUTATIONS_IN_GRADUAL = 6  # 75, 50, 25, pin stable, two email rules
 
 

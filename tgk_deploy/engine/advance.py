@@ -14,11 +14,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from tgk_deploy.engine.apply import ActionOutcome, Applier
+from tgk_deploy.engine.apply import ActionOutcome, Applier, RollbackSeen
 from tgk_deploy.engine.context import Context, require_phase
 from tgk_deploy.engine.lock import run_lock
 from tgk_deploy.errors import CloudflareError, ConflictError, ExitCode, TgkError
-from tgk_deploy.planner.observed import ObservedState
+from tgk_deploy.planner.observed import MarkKind, ObservedState, RolloutMark
 from tgk_deploy.planner.plan import (
     Plan,
     RefusalReason,
@@ -271,12 +271,16 @@ def advance(
             ctx.emit(
                 "step", f"phase {phase} step {step_plan.step}: {len(step_plan.actions)} action(s)"
             )
-            applier = Applier(ctx, observed)
+            step_mark = RolloutMark(phase=phase, kind=MarkKind.STEP, step=step_plan.step)
+            applier = Applier(ctx, observed, step=step_mark, dead_runs=_known_runs(ctx))
             # the lock covers applying only: a watch (--wait) must never keep a rollback out
             with run_lock(ctx.lock_path, ctx.run_id, f"advance --phase {phase}"):
                 try:
+                    applier.claim(step_plan.environment or "production")
                     for action in step_plan.actions:
                         applier.apply(action)
+                except RollbackSeen:
+                    raise
                 except TgkError as error:
                     raise _partial_step(phase, step_plan, applier, error) from error
                 finally:
@@ -293,6 +297,20 @@ def advance(
             ctx.journal.finish_run(
                 ctx.run_id, report.status.value, step=report.step, message=report.message
             )
+
+
+def _known_runs(ctx: Context) -> Callable[[str], bool]:
+    """Runs this machine's journal has seen start: with the run lock ours, none is applying."""
+
+    def known(run_id: str) -> bool:
+        if ctx.journal is None or run_id == ctx.run_id:
+            return False
+        try:
+            return ctx.journal.has_run(run_id)
+        except Exception:  # the journal is history, never a precondition
+            return False
+
+    return known
 
 
 def _partial_step(phase: int, step_plan: Plan, applier: Applier, error: TgkError) -> TgkError:

@@ -1,9 +1,20 @@
 """Planned actions -> Cloudflare calls, each idempotent, verified by a re-read, journaled.
 
-The applier keeps, per script, the id of the live deployment it expects. Before
-it changes traffic it re-reads the live deployment; if someone else moved it
-since the plan was made, it stops with "changed underneath you" instead of
-overwriting their move (rollbacks skip that check: they must win).
+The applier keeps, per script, the id of the live deployment it expects. An
+``advance`` (``guard=True``) re-reads the deployment history immediately
+before and after every change. Before: if anyone else moved it since the
+plan was made, it stops ("changed underneath you") instead of overwriting
+their move. After: if a rollback landed while the change was in flight, the
+change is undone by re-asserting the rollback's end state, and the run stops
+for good (``RollbackSeen``): rollbacks win. Rollbacks (``guard=False``) skip
+both checks and, when their verify re-read finds a later deployment on top
+of theirs, deploy again.
+
+Two runners on one step: before its first change each run posts a claim (a
+deployment of the live split marked ``c=STEP``); the oldest live claim since
+the step's base wins, the others stop having changed nothing else. A claim
+by a run that is known dead (started on this machine, and the run lock is
+ours now) or older than ``CLAIM_LEASE`` is ignored.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +42,32 @@ from tgk_deploy.planner.actions import (
     Stamp,
     UploadVersion,
 )
-from tgk_deploy.planner.observed import Deployment, ObservedState, RolloutMark
+from tgk_deploy.planner.observed import Deployment, MarkKind, ObservedState, RolloutMark
 from tgk_deploy.planner.plan import candidate_of, find_stable
 from tgk_deploy.secret_values import read_secret
+
+CLAIM_LEASE = timedelta(minutes=10)  # a claim older than this, by Cloudflare's clock, has lapsed
+
+
+class RollbackSeen(ConflictError):
+    """A rollback landed while this advance applied: its end state was re-asserted; stop."""
+
+    def __init__(self, message: str, deployment: Deployment) -> None:
+        super().__init__(
+            message,
+            hint="the rollback stands; `tgk-deploy status`, then advance again when ready",
+        )
+        self.deployment = deployment
+
+
+def is_rollback(deployment: Deployment) -> bool:
+    """A deployment some rollback made: immediate, gradual (any step), feature or to-version."""
+    mark = deployment.mark
+    if mark is None:
+        return False
+    return mark.kind is MarkKind.ROLLBACK or (
+        mark.kind is MarkKind.ADVISORY and (mark.detail or "").startswith(("gradual", "to-version"))
+    )
 
 
 class ActionOutcome(BaseModel):
@@ -55,14 +90,26 @@ def _with_run(message: str | None, run_id: str) -> str | None:
 
 
 class Applier:
-    def __init__(self, ctx: Context, observed: ObservedState, *, guard: bool = True) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        observed: ObservedState,
+        *,
+        guard: bool = True,
+        step: RolloutMark | None = None,
+        dead_runs: Callable[[str], bool] = lambda run_id: False,
+    ) -> None:
         self.ctx = ctx
         self.observed = observed
         self.guard = guard
+        self.step = step  # the advance's step: every change it makes carries it
+        self.dead_runs = dead_runs  # run ids known to have stopped (this machine's journal)
         self._lock = threading.Lock()
         self.expected_live: dict[str, str | None] = {
             name: (env.live.id if env.live else None) for name, env in observed.environments.items()
         }
+        self.base_live = dict(self.expected_live)  # the deployments the plan was made on
+        self.claimed: dict[str, str] = {}  # environment -> our claim's deployment id
         self.outcomes: list[ActionOutcome] = []
         self.live_split: dict[str, dict[str, float]] = {}  # what our own deployments left
         self._prefetched: dict[tuple[str, str], Future[Any]] = {}
@@ -90,21 +137,170 @@ class Applier:
     def _script(self, environment: str) -> str:
         return self.ctx.spec.project.environments[environment].script
 
-    def _check_unchanged(self, environment: str) -> Deployment | None:
-        """Stop if the live deployment is not the one we expect; return the live one."""
-        live = self.ctx.api.live_deployment(self._script(environment))
-        if not self.guard:
-            return live
+    def _progress(self, message: str | None) -> str | None:
+        """The mark a deployment made by this applier carries, in the request that makes it."""
+        if message is not None:
+            return _with_run(message, self.ctx.run_id)
+        if self.step is None:
+            return None
+        return self.step.model_copy(
+            update={"kind": MarkKind.PROGRESS, "run_id": self.ctx.run_id}
+        ).render()
+
+    def _made(self, fallback: str = "") -> str:
+        """A version's message: the step it was made for, and by which run."""
+        if self.step is None:
+            return fallback or f"tgk r={self.ctx.run_id}"
+        return self.step.model_copy(
+            update={"kind": MarkKind.VERSION, "run_id": self.ctx.run_id}
+        ).render()
+
+    def _newer(self, environment: str, history: list[Deployment]) -> list[Deployment]:
+        """Deployments that landed after the one this run expects (newest first)."""
         expected = self.expected_live.get(environment)
-        if (live.id if live else None) != expected:
-            who = (live.author_email or "someone") if live else "someone"
+        ids = [d.id for d in history]
+        if expected is None:
+            return history
+        if expected not in ids:
+            return history  # fell off the history: treat everything as new
+        return history[: ids.index(expected)]
+
+    def _judge(
+        self, environment: str, history: list[Deployment], ours: str | None = None
+    ) -> Deployment | None:
+        """Stop unless everything newer than expected is ours or a claim; rollbacks win.
+
+        ``ours``: a deployment this run just made (the check after a change).
+        """
+        live = history[0] if history else None
+        for deployment in self._newer(environment, history):
+            mark = deployment.mark
+            if deployment.id == ours or (mark is not None and mark.run_id == self.ctx.run_id):
+                continue
+            if is_rollback(deployment):
+                raise self._stand_aside(environment, deployment, ours)
+            if mark is not None and mark.kind is MarkKind.CLAIM:
+                continue
+            who = deployment.author_email or (f"run {mark.run_id}" if mark else "someone")
             raise ConflictError(
-                f"changed underneath you: the live deployment of {self._script(environment)} is now "
-                f"{live.id if live else 'none'} (by {who}), not {expected} as when this run planned; "
+                f"changed underneath you: deployment {deployment.id} of "
+                f"{self._script(environment)} (by {who}) landed after "
+                f"{self.expected_live.get(environment) or 'none'}, which this run planned on; "
                 "nothing more was changed",
                 hint="look at `tgk-deploy status`, then run the command again",
             )
+        if self.claimed.get(environment):
+            self._check_claim(environment, history)
+        wanted = self.live_split.get(environment)
+        if wanted is not None and live is not None and live.shares != wanted:
+            raise ConflictError(
+                f"changed underneath you: {self._script(environment)} now splits {live.shares}, "
+                f"not {wanted} as this run left it; nothing more was changed",
+                hint="look at `tgk-deploy status`, then run the command again",
+            )
         return live
+
+    def _check_unchanged(self, environment: str) -> Deployment | None:
+        """Re-read the history right before a change; return the live deployment."""
+        history = self.ctx.api.deployments(self._script(environment))
+        if not self.guard:
+            return history[0] if history else None
+        return self._judge(environment, history)
+
+    def _check_after(self, environment: str, ours: str | None = None) -> None:
+        """Re-read right after a change: a rollback that landed meanwhile wins."""
+        if self.guard:
+            self._judge(environment, self.ctx.api.deployments(self._script(environment)), ours)
+
+    def _stand_aside(
+        self, environment: str, rollback: Deployment, ours: str | None
+    ) -> RollbackSeen:
+        """Undo what this run did after a rollback began: re-assert the rollback's end state."""
+        from tgk_deploy.planner.rollback import plan_immediate
+
+        mark = rollback.mark
+        assert mark is not None
+        script = self._script(environment)
+        undo = Applier(self.ctx, self.observed, guard=False)
+        if mark.kind is MarkKind.ROLLBACK and mark.detail in ("immediate", "gradual"):
+            observed = self.ctx.observe([environment], details=False)
+            plan = plan_immediate(
+                self.ctx.spec, observed, environment, run_id=mark.run_id, detail=mark.detail
+            )
+            undo.observed = observed
+            for wave in plan.waves:
+                undo.apply_wave(wave)
+        else:
+            live = self.ctx.api.live_deployment(script)
+            if live is None or live.id != rollback.id:
+                self.ctx.api.deploy(
+                    script, rollback.shares, message=rollback.message, allow_force=True
+                )
+        with self._lock:
+            self.outcomes.extend(undo.outcomes)
+        return RollbackSeen(
+            f"a rollback ({rollback.message}, deployment {rollback.id}) began while this run "
+            f"applied; {'its deployment ' + ours + ' was undone and ' if ours else ''}"
+            "the rollback's end state stands. This run stopped",
+            rollback,
+        )
+
+    # ------------------------------------------------------------------ the claim
+
+    def claim(self, environment: str) -> None:
+        """Post this run's claim on the step, then make sure it is the one that counts."""
+        assert self.step is not None
+        live = self._check_unchanged(environment)
+        if live is None:
+            return  # nothing deployed yet: nothing to copy; the upload's tag keeps it single
+        mark = self.step.model_copy(
+            update={"kind": MarkKind.CLAIM, "run_id": self.ctx.run_id}
+        ).render()
+        deployment = self.ctx.api.deploy(
+            self._script(environment), live.shares, message=mark, allow_force=True
+        )
+        with self._lock:
+            self.claimed[environment] = deployment.id
+            self.expected_live[environment] = deployment.id
+            self.live_split[environment] = live.shares
+        self._check_after(environment, deployment.id)
+
+    def _check_claim(self, environment: str, history: list[Deployment]) -> None:
+        """The oldest claim on this step since its base that has not lapsed must be ours."""
+        assert self.step is not None
+        ours = self.claimed[environment]
+        base = self.base_live.get(environment)
+        ids = [d.id for d in history]
+        since = history[: ids.index(base)] if base in ids else history
+        mine = next((d for d in since if d.id == ours), None)
+        if mine is None:
+            return  # our claim fell off the history: nothing newer can have beaten it
+        claims = [
+            d
+            for d in since
+            if d.mark is not None
+            and d.mark.kind is MarkKind.CLAIM
+            and (d.mark.phase, d.mark.step) == (self.step.phase, self.step.step)
+            and (d.id == ours or not self.dead_runs(d.mark.run_id))
+            and mine.created_on - d.created_on < CLAIM_LEASE
+        ]
+        first = claims[-1]  # newest first: the last is the oldest
+        if first.id == ours:
+            return
+        index = ids.index(ours)
+        below = history[index + 1] if index + 1 < len(history) else None
+        live = history[0]
+        if live.id == ours and below is not None and below.shares != mine.shares:
+            # our claim copied a split the winner has since changed: put theirs back
+            self.ctx.api.deploy(
+                self._script(environment), below.shares, message=below.message, allow_force=True
+            )
+        raise ConflictError(
+            f"run {first.mark.run_id if first.mark else '?'} claimed phase {self.step.phase} step "
+            f"{self.step.step} first (deployment {first.id}); this run changed nothing else",
+            hint="let that run finish, then `tgk-deploy status`; a dead run's claim lapses "
+            f"after {int(CLAIM_LEASE.total_seconds() // 60)} minutes",
+        )
 
     def _deploy(
         self,
@@ -115,28 +311,34 @@ class Applier:
         force: bool,
         verify: bool = True,
     ) -> dict[str, object]:
-        """Deploy a split, record it as ours and verify it by a re-read (set, then verify)."""
-        deployment = self.ctx.api.deploy(
-            self._script(environment), wanted, message=message, allow_force=force
+        """Deploy a split, record it as ours and verify it by a re-read (set, then verify).
+
+        A rollback whose re-read finds a later deployment on top of its own
+        deploys again (twice at most): nothing planned before it may stand after it.
+        """
+        script = self._script(environment)
+        for _attempt in range(3):
+            deployment = self.ctx.api.deploy(script, wanted, message=message, allow_force=force)
+            with self._lock:
+                self.expected_live[environment] = deployment.id
+                self.live_split[environment] = dict(wanted)
+            if not verify:
+                return {"deployment": deployment.id, "split": dict(wanted), "verified": False}
+            history = self.ctx.api.deployments(script)
+            if self.guard:
+                self._judge(environment, history, deployment.id)
+            live = history[0] if history else None
+            got = live.shares if live else {}
+            want = {k: v for k, v in wanted.items() if v > 0}
+            if live is not None and got == want and (live.id == deployment.id or self.guard):
+                return {"deployment": deployment.id, "split": got}
+            if self.guard:
+                break
+        raise CloudflareError(
+            f"verify deployment {deployment.id}",
+            state_left=f"the live deployment is {live.id if live else 'none'} with split {got}",
+            hint="tgk-deploy status; then re-run the same command",
         )
-        with self._lock:
-            self.expected_live[environment] = deployment.id
-            self.live_split[environment] = dict(wanted)
-        if not verify:
-            return {"deployment": deployment.id, "split": dict(wanted), "verified": False}
-        live = self.ctx.api.live_deployment(self._script(environment))
-        got = {v.version_id: v.percentage for v in live.versions} if live else {}
-        if (
-            live is None
-            or live.id != deployment.id
-            or got != {k: v for k, v in wanted.items() if v > 0}
-        ):
-            raise CloudflareError(
-                f"verify deployment {deployment.id}",
-                state_left=f"the live deployment is {live.id if live else 'none'} with split {got}",
-                hint="tgk-deploy status; then re-run the same command",
-            )
-        return {"deployment": deployment.id, "split": got}
 
     def _environment(self, environment: str):
         from tgk_deploy.cloudflare.observe import observe_environment
@@ -208,13 +410,11 @@ class Applier:
                     f"({bundle.content_hash[:12]} now, {action.bundle_hash[:12]} planned)",
                     hint="run the command again to plan with the current bundle",
                 )
-            message = f"tgk upload {action.tag} r={run_id}"
             version = api.upload_version(
-                action.script, bundle, vars=action.vars, tag=action.tag, message=message
+                action.script, bundle, vars=action.vars, tag=action.tag, message=self._made()
             )
             return {"version": version.id, "number": version.number, "tag": action.tag}
         if isinstance(action, SetTraffic):
-            live = self._check_unchanged(action.environment)
             env = self._environment(action.environment)
             candidate = env.version_with_tag(action.candidate_tag) if action.candidate_tag else None
             candidate_id = candidate.id if candidate else action.candidate_version_id
@@ -230,26 +430,29 @@ class Applier:
                 if stable is None:
                     raise CloudflareError(
                         f"split traffic on {action.script}",
-                        state_left=f"traffic unchanged ({live.id if live else 'no deployment'})",
+                        state_left="traffic unchanged",
                         hint="no stable version to keep the rest: tgk-deploy status",
                     )
                 wanted[stable] = float(100 - action.percentage)
             wanted = {k: v for k, v in wanted.items() if v > 0}
-            message = _with_run(action.message, run_id)
+            if self.guard:
+                self._check_unchanged(action.environment)  # the last read before the POST
+            message = self._progress(action.message)
             return self._deploy(action.environment, wanted, message, force=self.ctx.allow_force)
         if isinstance(action, PinVersion):
             if self.guard:
                 self._check_unchanged(action.environment)
             wanted = {action.version_id: 100.0}
-            message = _with_run(action.message, run_id)
+            message = self._progress(action.message)
             return self._deploy(
                 action.environment, wanted, message, force=True, verify=action.verify
             )
         if isinstance(action, PutSecret | DeleteSecret):
+            if isinstance(action, PutSecret):  # read before any change: a missing value stops here
+                secret = read_secret(action.name, action.source, self.ctx.project_dir)
             live = self._check_unchanged(action.environment)
             split = live is not None and len(live.versions) > 1
             if isinstance(action, PutSecret):
-                secret = read_secret(action.name, action.source, self.ctx.project_dir)
                 if split:
                     return self._replace_live_versions(action.environment, add_secrets=[secret])
                 api.put_secret(action.script, secret)
@@ -259,10 +462,19 @@ class Applier:
                         action.environment, remove_secrets=[action.name]
                     )
                 api.delete_secret(action.script, action.name)
-            # a script-level secret change deploys a copy of the latest version at 100 %
-            new_live = api.live_deployment(action.script)
+            # a script-level secret change deploys a copy of the latest version at 100 %,
+            # unmarked (Cloudflare makes it): ours is the newest, unless a rollback came after
+            history = api.deployments(action.script)
+            newer = self._newer(action.environment, history)
+            if self.guard:
+                for deployment in newer:
+                    if is_rollback(deployment):
+                        raise self._stand_aside(action.environment, deployment, None)
+            new_live = history[0] if history else None
             with self._lock:
                 self.expected_live[action.environment] = new_live.id if new_live else None
+                if new_live is not None and action.environment in self.live_split:
+                    self.live_split[action.environment] = new_live.shares
             return {"secret": action.name, "deployment": new_live.id if new_live else None}
         if isinstance(action, SetVars):
             if self.guard:
@@ -279,11 +491,25 @@ class Applier:
             rule = self.observed.email_rules.get(action.rule)
             if rule is None:
                 raise CloudflareError(
-                    f"find email routing rule {action.rule_name!r}", state_left="unchanged"
+                    f"find email routing rule {action.rule_name!r}",
+                    status=404,
+                    state_left="unchanged",
+                    hint="create the rule in the Cloudflare dashboard, or fix "
+                    "email_routing in tgk-deploy.yaml; then run the command again",
                 )
+            if self.guard:
+                self._check_unchanged(action.environment)
             updated = api.set_email_rule_enabled(
                 self.ctx.spec.project.email_routing, rule, action.enabled
             )
+            try:
+                self._check_after(action.environment)
+            except RollbackSeen:
+                if updated.enabled != rule.enabled:  # ours landed after the rollback's: undo it
+                    api.set_email_rule_enabled(
+                        self.ctx.spec.project.email_routing, updated, rule.enabled
+                    )
+                raise
             return {"rule": updated.id, "enabled": updated.enabled}
         if isinstance(action, ExportD1):
             database = self.ctx.spec.project.d1[action.database]
@@ -294,9 +520,10 @@ class Applier:
             live = self._check_unchanged(action.environment)
             if live is None:
                 raise CloudflareError(f"stamp {action.script}", state_left="nothing is deployed")
-            wanted = {v.version_id: v.percentage for v in live.versions}
             message = _with_run(action.mark, run_id)
-            return self._deploy(action.environment, wanted, message, force=self.ctx.allow_force)
+            return self._deploy(
+                action.environment, live.shares, message, force=self.ctx.allow_force
+            )
         raise TypeError(f"no way to apply {action!r}")
 
     def _replace_live_versions(
@@ -353,7 +580,7 @@ class Applier:
                 add_secrets=add_secrets or [],
                 remove_secrets=remove_secrets or [],
                 tag=new_tag,
-                message=message or f"tgk derived from {target[:8]} r={self.ctx.run_id}",
+                message=message or self._made(f"tgk derived from {target[:8]} r={self.ctx.run_id}"),
                 parts=self._parts(script, target),
                 check_existing=not listed
                 or (new_tag is not None and known.version_with_tag(new_tag) is not None),
@@ -362,5 +589,5 @@ class Applier:
         if all(old == new for old, new in replaced.items()) and not message:
             return {"unchanged": True, "split": shares}
         wanted = {replaced.get(v, v): p for v, p in shares.items()}
-        result = self._deploy(environment, wanted, message, force=True)
+        result = self._deploy(environment, wanted, message or self._progress(None), force=True)
         return {**result, "replaced": replaced}

@@ -175,6 +175,9 @@ class Journal:
 
     # ---------------------------------------------------------------- reading
 
+    def has_run(self, run_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+
     def runs(self, phase: int | None = None, limit: int = 50) -> list[RunRecord]:
         query = "SELECT id, command, phase, step, started_at, finished_at, status, operator, host, detail FROM runs"
         params: tuple[Any, ...] = ()

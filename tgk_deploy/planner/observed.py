@@ -25,6 +25,9 @@ class MarkKind(StrEnum):
     APPROVAL = "approval"  # an operator approved a step that waits for approval
     ROLLBACK = "rollback"  # the phase was rolled back (immediate, gradual or feature)
     ADVISORY = "advisory"  # a deployment we made mid-operation (e.g. gradual rollback steps)
+    PROGRESS = "progress"  # a change made while applying a step, before its stamp
+    CLAIM = "claim"  # a runner took a step: the oldest claim after the step's base wins
+    VERSION = "version"  # a version uploaded or derived while applying a step
 
 
 _KEYS = {
@@ -32,7 +35,17 @@ _KEYS = {
     MarkKind.APPROVAL: "ok",
     MarkKind.ROLLBACK: "rb",
     MarkKind.ADVISORY: "note",
+    MarkKind.PROGRESS: "go",
+    MarkKind.CLAIM: "c",
+    MarkKind.VERSION: "v",
 }
+_STEP_KINDS = (
+    MarkKind.STEP,
+    MarkKind.APPROVAL,
+    MarkKind.PROGRESS,
+    MarkKind.CLAIM,
+    MarkKind.VERSION,
+)
 
 
 class RolloutMark(BaseModel):
@@ -40,6 +53,10 @@ class RolloutMark(BaseModel):
 
     Rendered as ``tgk p=2 s=canary-25 r=r1a2b3c4``: Cloudflare keeps at most 50
     characters, so the keys are short (step ids are at most 28 characters).
+    Every deployment and version tgk-deploy makes carries one in the same
+    request: ``s=`` a step applied, ``go=`` a change made while applying it
+    (before its stamp), ``c=`` a runner's claim on it, ``v=`` a version made
+    for it. A re-run after a kill at any instant so recognises its own work.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -51,7 +68,7 @@ class RolloutMark(BaseModel):
     run_id: str = ""
 
     def render(self) -> str:
-        value = self.step if self.kind in (MarkKind.STEP, MarkKind.APPROVAL) else self.detail
+        value = self.step if self.kind in _STEP_KINDS else self.detail
         fields = [MARK_PREFIX, f"p={self.phase}", f"{_KEYS[self.kind]}={value}"]
         tail = [f"r={self.run_id}"] if self.run_id else []
         if self.kind is MarkKind.APPROVAL and self.detail:
@@ -73,7 +90,7 @@ class RolloutMark(BaseModel):
         for kind, key in _KEYS.items():
             if key in fields:
                 value = fields[key]
-                if kind is MarkKind.STEP:
+                if kind in _STEP_KINDS and kind is not MarkKind.APPROVAL:
                     return cls(phase=phase, kind=kind, step=value, run_id=run_id)
                 if kind is MarkKind.APPROVAL:
                     return cls(
@@ -103,6 +120,10 @@ class Deployment(BaseModel):
     @property
     def mark(self) -> RolloutMark | None:
         return RolloutMark.parse(self.message)
+
+    @property
+    def shares(self) -> dict[str, float]:
+        return {v.version_id: v.percentage for v in self.versions}
 
     def share_of(self, version_id: str) -> float:
         return sum(v.percentage for v in self.versions if v.version_id == version_id)
