@@ -164,16 +164,23 @@ def fired_response(ctx: Context, verdicts: list[GateVerdict]) -> tuple[Response,
     return chosen
 
 
-def perform_response(ctx: Context, response: Response) -> dict[str, object]:
+def perform_response(
+    ctx: Context, response: Response, *, dry_run: bool = False, environment: str = "production"
+) -> dict[str, object]:
+    """Run a trigger's declared response; ``advance`` and ``tgk-deploy serve`` both come here."""
     from tgk_deploy.engine import rollback
 
     if response.action is ResponseKind.HALT:
         return {"halted": True}
     if response.action is ResponseKind.FEATURE_ROLLBACK:
-        return rollback.feature(ctx, response.feature or "").model_dump(mode="json")
-    if response.action is ResponseKind.GRADUAL_ROLLBACK:
-        return rollback.gradual(ctx).model_dump(mode="json")
-    return rollback.immediate(ctx).model_dump(mode="json")
+        report = rollback.feature(
+            ctx, response.feature or "", dry_run=dry_run, environment=environment
+        )
+    elif response.action is ResponseKind.GRADUAL_ROLLBACK:
+        report = rollback.gradual(ctx, dry_run=dry_run, environment=environment)
+    else:
+        report = rollback.immediate(ctx, dry_run=dry_run, environment=environment)
+    return report.model_dump(mode="json")
 
 
 def advance(
