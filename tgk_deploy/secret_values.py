@@ -9,14 +9,20 @@ error messages can be passed through ``redact`` as a second line of defence.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import os
+import re
 import threading
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from tgk_deploy.errors import ConfigError
 
 _known: set[str] = set()
+_windows: set[bytes] = set()
 _lock = threading.Lock()
 MASK = "[redacted]"
 
@@ -41,18 +47,72 @@ class SecretValue:
     __str__ = __repr__
 
 
+def encodings(value: str) -> set[str]:
+    """Every form ``value`` can take in a log line: raw, repr-, JSON- and URL-escaped, base64.
+
+    Escapes compose (a JSON body shown by a ``repr``, a repr inside a repr), so
+    each escaped form is escaped again. Base64 is not listed: ``redact`` decodes
+    base64-looking runs instead, since any slice of a longer body may show.
+    """
+    raw = value.encode("utf-8")
+    first = {
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+        repr(raw)[2:-1],
+        value.encode("unicode_escape").decode("ascii"),
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+    }
+    forms = set(first)
+    for form in first:
+        forms |= {repr(form)[1:-1], repr(form.encode("utf-8"))[2:-1], json.dumps(form)[1:-1]}
+    return {form for form in forms if len(form) >= 4}
+
+
 def remember(value: str) -> None:
     if len(value) >= 4:  # shorter values would mask ordinary words
+        forms = encodings(value)
+        raw = value.encode("utf-8")
+        width = min(len(raw), _WINDOW)
+        windows = {raw[i : i + width] for i in range(len(raw) - width + 1)}
         with _lock:
-            _known.add(value)
+            _known.update(forms)
+            _windows.update(windows)
+
+
+_WINDOW = 6  # bytes of a value that, found in a decoded base64 run, mask the run
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
+
+
+def _hides_a_value(run: str, windows: set[bytes]) -> bool:
+    """Whether any alignment of this base64-looking run decodes to a slice of a value."""
+    for start in range(4):
+        body = run[start:].rstrip("=")
+        body = body[: len(body) - len(body) % 4]
+        for decode in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                decoded = decode(body)
+            except (binascii.Error, ValueError):
+                continue
+            if any(window in decoded for window in windows):
+                return True
+    return False
 
 
 def redact(text: str) -> str:
     with _lock:
         values = sorted(_known, key=len, reverse=True)
+        windows = set(_windows)
     for value in values:
         if value in text:
             text = text.replace(value, MASK)
+    if windows:
+        text = _BASE64_RUN.sub(
+            lambda run: MASK if _hides_a_value(run.group(0), windows) else run.group(0), text
+        )
     return text
 
 

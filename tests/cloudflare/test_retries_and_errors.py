@@ -318,3 +318,30 @@ def test_a_version_post_applied_then_answered_500_makes_exactly_one_version(clou
     assert [v.tag for v in cloudflare.api.list_versions(SCRIPT)].count("tgk-p1-500") == 1
     assert version.number == 2
     assert emulator.calls("POST", "/versions") == 1
+
+
+def test_a_secret_put_applied_then_dropped_is_not_put_again(cloudflare):
+    """Each script-level secret PUT makes a version and a deployment: a lost answer is looked up."""
+    emulator = cloudflare.emulator
+    emulator.state.seed_script(SCRIPT)
+    versions_before = len(cloudflare.api.list_versions(SCRIPT))
+    deployments_before = len(cloudflare.api.deployments(SCRIPT))
+    emulator.faults.drop_next("PUT", SECRETS, after=True)
+
+    cloudflare.api.put_secret(SCRIPT, SecretValue("OPENAI_API_KEY", "sk-dropped-answer-value"))
+
+    assert cloudflare.api.list_secrets(SCRIPT) == ["OPENAI_API_KEY"]
+    assert emulator.calls("PUT", "/secrets") == 1
+    assert len(cloudflare.api.list_versions(SCRIPT)) == versions_before + 1
+    assert len(cloudflare.api.deployments(SCRIPT)) == deployments_before + 1
+
+
+def test_a_secret_put_dropped_before_it_applied_is_put_again(cloudflare):
+    emulator = cloudflare.emulator
+    emulator.state.seed_script(SCRIPT)
+    emulator.faults.drop_next("PUT", SECRETS)
+
+    cloudflare.api.put_secret(SCRIPT, SecretValue("OPENAI_API_KEY", "sk-dropped-before-value"))
+
+    assert cloudflare.api.list_secrets(SCRIPT) == ["OPENAI_API_KEY"]
+    assert emulator.calls("PUT", "/secrets") == 2

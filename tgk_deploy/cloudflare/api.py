@@ -593,12 +593,24 @@ class CloudflareAPI:
         return sorted(item["name"] for item in body.get("result") or [])
 
     def put_secret(self, script: str, secret: SecretValue) -> None:
-        """Script-level PUT: Cloudflare copies the latest version with the secret and deploys it."""
-        self.request(
-            "PUT",
-            f"{self._script(script)}/secrets",
-            operation=f"put secret {secret.name} on {script}",
-            body={"name": secret.name, "text": secret.reveal(), "type": "secret_text"},
+        """Script-level PUT: Cloudflare copies the latest version with the secret and deploys it.
+
+        Not blindly retried: each PUT that lands makes a version and a
+        deployment, so after a lost answer the secret list is read first, and
+        a secret that is there now was put by the attempt whose answer was lost.
+        """
+        path = f"{self._script(script)}/secrets"
+        operation = f"put secret {secret.name} on {script}"
+        state = f"secret {secret.name} not put on {script}, or put by the lost attempt"
+        body = {"name": secret.name, "text": secret.reveal(), "type": "secret_text"}
+
+        def landed() -> bool | None:
+            return True if secret.name in self.list_secrets(script) else None
+
+        self._policy().run(
+            lambda: self._call("PUT", path, operation=operation, body=body, state_left=state),
+            self._give_up(operation, state),
+            before_retry=self._look_before_retry(landed),
         )
 
     def delete_secret(self, script: str, name: str) -> None:
