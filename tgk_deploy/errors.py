@@ -10,7 +10,8 @@
     ├── ConflictError             exit 5  live state changed underneath us / lock held
     └── CloudflareError           exit 6  the Cloudflare API failed; says what state it left
         ├── RateLimited                   429 beyond our patience (--timeout)
-        └── CloudflareUnreachable         connection errors / timeouts after retries
+        ├── CloudflareUnreachable         connection errors / timeouts after retries
+        └── MissingResource               404: a configured script, zone or rule is not there
 
 The CLI maps this tree to exit codes in one place (``exit_code_for``); library
 code raises, never exits and never prints. Messages must never contain secret
@@ -175,6 +176,26 @@ class RateLimited(CloudflareError):
 
 class CloudflareUnreachable(CloudflareError):
     pass
+
+
+class MissingResource(CloudflareError):
+    """A configured script, zone or email rule does not exist: never "nothing to do"."""
+
+    def __init__(self, missing: list[str], *, hint: str | None = None) -> None:
+        self.missing = missing
+        super().__init__(
+            "find " + "; ".join(missing),
+            status=404,
+            state_left="unchanged: nothing was changed",
+            hint=hint
+            or "check the names in tgk-deploy.yaml and CLOUDFLARE_ACCOUNT_ID / CLOUDFLARE_ZONE_ID "
+            "(`wrangler deploy` creates a script; email rules are made in the dashboard), "
+            "then run the command again",
+        )
+        self.message = "not found on Cloudflare: " + "; ".join(missing) + ". Nothing was changed"
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "missing": self.missing}
 
 
 def exit_code_for(error: BaseException) -> int:

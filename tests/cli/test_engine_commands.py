@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -142,3 +144,37 @@ def test_a_gradual_rollback_goes_on_without_prometheus_configured(operator_env, 
     result = invoke("rollback", "--gradual", "--yes")
     assert result.exit_code == 0, result.output
     assert "no trigger checks" in result.output and "rolled back gradually" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["plan", "--phase", "1"],
+        ["advance", "--phase", "1", "--yes"],
+        ["rollback", "--immediate"],
+        ["rollback", "--gradual", "--yes"],
+        ["rollback", "--feature", "ai", "--yes"],
+        ["rollback", "--to-version", "0000", "--yes"],
+    ],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_a_mistyped_script_is_an_error_naming_it_never_nothing_to_do(operator_env, command):
+    project = Path(os.environ["TGK_DEPLOY_PROJECT"])
+    project.write_text(
+        project.read_text().replace(
+            "script: tgk-email-orchestrator\n", "script: tgk-email-orchestratr\n"
+        )
+    )
+    before = len(operator_env.requests)
+
+    result = invoke(*command, "--output", "json")
+
+    assert result.exit_code == 6, result.output
+    report = json.loads(result.stdout)
+    assert (
+        "Worker script 'tgk-email-orchestratr' (environments.production.script)"
+        in (report["missing"])
+    )
+    mutations = [r for r in operator_env.requests[before:] if r.method != "GET"]
+    assert mutations == []

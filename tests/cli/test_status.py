@@ -115,15 +115,20 @@ def test_status_on_a_fresh_account_says_nothing_was_applied(emulator_env, monkey
     assert "worker  tgk-email-orchestrator: disabled" in result.stdout
 
 
-def test_status_of_a_missing_script_says_so(emulator_env, monkeypatch):
+def test_status_of_a_missing_script_is_an_error_naming_it(emulator_env, monkeypatch):
+    """A mistyped script name must never read as "no step applied yet"."""
     monkeypatch.chdir(REPO)
 
     result = status("--output", "json")
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 6, result.output
     report = json.loads(result.stdout)
-    assert report["environments"][0]["exists"] is False
-    assert {r["exists"] for r in report["email_rules"]} == {False}
+    assert report["error"] == "MissingResource"
+    assert (
+        "Worker script 'tgk-email-orchestrator' (environments.production.script)"
+        in (report["missing"])
+    )
+    assert report["hint"]
 
 
 def test_status_with_a_bad_token_exits_6_and_says_what_failed(live, emulator_env):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.fixtures.cloudflare import seed_canary
 from tgk_deploy.cloudflare.observe import observe, observe_environment
+from tgk_deploy.errors import MissingResource
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -54,11 +57,25 @@ def test_observe_issues_independent_reads_at_once(cloudflare, spec):
 def test_observe_marks_a_missing_script_and_a_missing_rule(cloudflare, spec):
     cloudflare.emulator.state.seed_script("tgk-email-orchestrator")
 
-    observed = observe(cloudflare.api, spec.project, now=NOW)
+    observed = observe(cloudflare.api, spec.project, now=NOW, require=False)
 
     assert observed.environments["production"].exists is True
     assert observed.environments["staging"].exists is False
     assert observed.email_rules == {"worker": None, "legacy": None}
+
+
+def test_a_missing_script_or_rule_is_an_error_naming_each(cloudflare, spec):
+    cloudflare.emulator.state.seed_script("tgk-email-orchestrator")
+
+    with pytest.raises(MissingResource) as missing:
+        observe(cloudflare.api, spec.project, now=NOW)
+
+    assert missing.value.exit_code == 6
+    assert missing.value.missing == [
+        "Worker script 'tgk-email-orchestrator-staging' (environments.staging.script)",
+        "email routing rule 'tgk-email-orchestrator' (email_routing.worker_rule)",
+        "email routing rule 'legacy-email-router' (email_routing.legacy_rule)",
+    ]
 
 
 def test_observe_environment_re_reads_one_script(cloudflare):

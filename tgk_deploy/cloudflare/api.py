@@ -632,15 +632,24 @@ class CloudflareAPI:
         return f"/zones/{self.zone_id}/email/routing/rules"
 
     def email_rules(self) -> list[EmailRule]:
+        from tgk_deploy.errors import MissingResource
+
         rules: list[EmailRule] = []
         page = 1
         while True:
-            body = self.request(
-                "GET",
-                self._zone(),
-                operation="list email routing rules",
-                params={"page": page, "per_page": 50},
-            )
+            try:
+                body = self.request(
+                    "GET",
+                    self._zone(),
+                    operation="list email routing rules",
+                    params={"page": page, "per_page": 50},
+                )
+            except CloudflareError as error:
+                if error.status == 404:
+                    raise MissingResource(
+                        [f"zone {self.zone_id} (email_routing.zone_id) or its Email Routing"]
+                    ) from None
+                raise
             items = body.get("result") or []
             rules += [email_rule_from_api(item) for item in items]
             total = (body.get("result_info") or {}).get("total_count")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from tgk_deploy.errors import CloudflareError
+from tgk_deploy.errors import CloudflareError, MissingResource
 from tgk_deploy.planner.observed import (
     Deployment,
     EmailRule,
@@ -71,11 +71,14 @@ def observe(
     environments: list[str] | None = None,
     with_versions: bool = True,
     with_details: bool = True,
+    require: bool = True,
 ) -> ObservedState:
     """Everything the planner looks at, in two concurrent rounds.
 
     ``with_versions=False`` skips the version lists (status); ``with_details=False``
     skips the second round (rollback: the version list's tags are enough).
+    ``require``: a configured script or email rule that is missing is an error
+    naming it (a mistyped name must never read as "nothing to do").
     """
     names = environments or list(project.environments)
     scripts = {name: project.environments[name].script for name in names}
@@ -90,6 +93,8 @@ def observe(
     deployments = dict(zip(scripts, results[:count], strict=True))
     listed = dict(zip(scripts, results[count : 2 * count], strict=True)) if with_versions else {}
     rules: list[EmailRule] = results[-1] if want_rules else []
+    if require:
+        _require_present(project, scripts, deployments, rules if want_rules else None)
 
     wanted = [
         (name, share.version_id)
@@ -118,6 +123,32 @@ def observe(
             "legacy": by_name.get(project.email_routing.legacy_rule),
         },
     )
+
+
+def _require_present(
+    project: Project,
+    scripts: dict[str, str],
+    deployments: dict[str, list[Deployment] | None],
+    rules: list[EmailRule] | None,
+) -> None:
+    missing = [
+        f"Worker script {script!r} (environments.{name}.script)"
+        for name, script in scripts.items()
+        if deployments[name] is None
+    ]
+    if rules is not None:
+        names = {rule.name for rule in rules}
+        routing = project.email_routing
+        missing += [
+            f"email routing rule {rule!r} (email_routing.{field})"
+            for field, rule in (
+                ("worker_rule", routing.worker_rule),
+                ("legacy_rule", routing.legacy_rule),
+            )
+            if rule not in names
+        ]
+    if missing:
+        raise MissingResource(missing)
 
 
 def _versions_or_empty(api: CloudflareAPI, script: str) -> list[Version]:

@@ -103,7 +103,7 @@ class Context:
         return {name: env.script for name, env in self.spec.project.environments.items()}
 
     def observe(
-        self, environments: list[str] | None = None, *, details: bool = True
+        self, environments: list[str] | None = None, *, details: bool = True, require: bool = True
     ) -> ObservedState:
         """What Cloudflare says now, plus the local D1 backups already taken."""
         from tgk_deploy.cloudflare.observe import observe
@@ -114,6 +114,7 @@ class Context:
             now=self.clock.now(),
             environments=environments,
             with_details=details,
+            require=require,
         )
         if self.backups_dir.is_dir():
             observed.backups = sorted(p.stem for p in self.backups_dir.glob("*.sql"))

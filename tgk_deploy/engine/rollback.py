@@ -268,7 +268,7 @@ def destroy(ctx: Context, plan: DestroyPlan, *, confirm: str) -> RollbackReport:
         raise ConfigError(f"type the production script name ({production}) to confirm the teardown")
     report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.TO_VERSION, message="")
     _journal(ctx, "destroy", None, start=True)
-    observed = ctx.observe()
+    observed = ctx.observe(require=False)  # a re-run after a partial teardown skips what is gone
     applier = Applier(ctx, observed, guard=False)
     try:
         for key, path in zip(ctx.spec.project.d1, plan.backups, strict=True):
