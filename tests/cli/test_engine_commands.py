@@ -178,3 +178,34 @@ def test_a_mistyped_script_is_an_error_naming_it_never_nothing_to_do(operator_en
     )
     mutations = [r for r in operator_env.requests[before:] if r.method != "GET"]
     assert mutations == []
+
+
+def test_a_locked_journal_delays_a_rollback_by_one_journal_timeout_at_most(operator_env):
+    """Another process holds the journal; the rollback is done all the same, and says so."""
+    import sqlite3
+    import time
+
+    from tgk_deploy.journal.store import JOURNAL_TIMEOUT
+
+    def rollback() -> tuple[object, float]:
+        started = time.perf_counter()
+        result = invoke("rollback", "--immediate", "--output", "json")
+        return result, time.perf_counter() - started
+
+    assert invoke("advance", "--phase", "1", "--yes").exit_code == 0
+    usual, usual_seconds = rollback()
+    assert usual.exit_code == 0, usual.output
+    assert invoke("advance", "--phase", "1", "--yes").exit_code == 0  # the phase again
+    journal = Path(os.environ["TGK_DEPLOY_PROJECT"]).parent / "journal.sqlite"
+    holder = sqlite3.connect(journal, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        locked, locked_seconds = rollback()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    assert locked.exit_code == 0, locked.output
+    assert json.loads(locked.stdout)["message"].startswith("phase 1 rolled back")
+    assert "journal" in locked.stderr and "locked" in locked.stderr
+    assert locked_seconds <= usual_seconds + JOURNAL_TIMEOUT + 1.0, (usual_seconds, locked_seconds)

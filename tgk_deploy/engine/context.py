@@ -211,8 +211,13 @@ def open_context(
         journal = None
         if with_journal:
             path = journal_path(project_dir, spec.project.journal)
+
+            def journal_failed(message: str) -> None:
+                if events is not None:
+                    events(Event("note", f"{message} (history only: the run goes on)"))
+
             try:
-                journal = stack.enter_context(Journal(path))
+                journal = stack.enter_context(Journal(path, on_failure=journal_failed))
             except (OSError, sqlite3.Error) as error:
                 # the journal is history, never a precondition: a rollback goes on without it
                 if events is not None:

@@ -1,7 +1,11 @@
 """The local journal: every run, action, verdict and error, in SQLite (stdlib ``sqlite3``).
 
 The journal is for ``history`` and audits. Losing it loses history, never the
-ability to roll forward or back: Cloudflare holds the truth. Nothing written
+ability to roll forward or back: Cloudflare holds the truth. So writing is
+best-effort: each statement waits at most ``JOURNAL_TIMEOUT`` for a lock held
+by another process; the first failure is reported once (``on_failure``) and
+the rest of the run is not recorded, so a locked journal delays a rollback by
+one timeout at most and never fails it. Nothing written
 here may contain a secret value: callers pass summaries, and every text field
 goes through the redactor as a second line of defence.
 """
@@ -12,7 +16,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,13 +97,41 @@ def _text(value: Any) -> str | None:
     return redact(text)
 
 
+JOURNAL_TIMEOUT = 2.0  # seconds a write waits for another process's lock
+
+
 class Journal:
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        timeout: float = JOURNAL_TIMEOUT,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = path
+        self.on_failure = on_failure
+        self.failure: str | None = None  # set by the first failed write: the rest are skipped
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        self._db = sqlite3.connect(
+            path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error:
+            self._db.close()
+            raise
+
+    def _write(self, statement: str, params: tuple[Any, ...]) -> None:
+        """One statement, best-effort: a locked or broken journal never stops the run."""
+        if self.failure is not None:
+            return
+        try:
+            self._db.execute(statement, params)
+        except sqlite3.Error as error:
+            self.failure = f"journal {self.path}: {error}; the rest of this run is not recorded"
+            if self.on_failure is not None:
+                self.on_failure(self.failure)
 
     def close(self) -> None:
         self._db.close()
@@ -120,7 +152,7 @@ class Journal:
         step: str | None = None,
         **detail: Any,
     ) -> None:
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO runs (id, command, phase, step, started_at, status, operator, host, detail)"
             " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
             (
@@ -136,7 +168,7 @@ class Journal:
         )
 
     def finish_run(self, run_id: str, status: str, step: str | None = None, **detail: Any) -> None:
-        self._db.execute(
+        self._write(
             "UPDATE runs SET finished_at = ?, status = ?, step = COALESCE(?, step),"
             " detail = COALESCE(?, detail) WHERE id = ?",
             (_now(), status, step, _text(detail or None), run_id),
@@ -152,7 +184,7 @@ class Journal:
         result: Any = None,
         error: str | None = None,
     ) -> None:
-        self._db.execute(
+        self._write(
             "INSERT INTO actions (run_id, kind, environment, description, status, result, error, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -168,7 +200,7 @@ class Journal:
         )
 
     def verdict(self, run_id: str, name: str, kind: str, verdict: str, detail: Any) -> None:
-        self._db.execute(
+        self._write(
             "INSERT INTO verdicts (run_id, name, kind, verdict, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, name, kind, verdict, _text(detail), _now()),
         )
