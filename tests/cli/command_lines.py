@@ -78,6 +78,6 @@ def check_options(command: Any, args: list[str], where: str) -> None:
         if not PLACEHOLDER.match(value):  # $PHASE, N, VERSION_ID: known only later
             context = command.context_class(command, info_name=command.name)
             try:
-                param.process_value(context, value)
+                param.process_value(context, [value] if param.multiple else value)
             except Exception as error:
                 pytest.fail(f"{where}: {name} {value!r}: {error}")

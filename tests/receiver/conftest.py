@@ -124,3 +124,22 @@ def alert_receivers(world: World) -> Iterator[Receivers]:
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture
+def alertmanager_to(tmp_path) -> Iterator[Any]:
+    """Start a real Alertmanager routed to the given receivers; stopped by its PID afterwards."""
+    from tests.fixtures.alertmanager import start_alertmanager
+
+    started = []
+
+    def start(*receivers: Receiver) -> Any:
+        manager = start_alertmanager(tmp_path / "alertmanager", [r.url for r in receivers], TOKEN)
+        started.append(manager)
+        return manager
+
+    try:
+        yield start
+    finally:
+        for manager in started:
+            manager.stop()

@@ -23,6 +23,7 @@ from tgk_deploy.cli import (
     rollback,
     runbook,
     schema,
+    serve,
     status,
     validate,
 )
@@ -64,6 +65,7 @@ for module in (
     status,
     advance,
     rollback,
+    serve,
     gate,
     history,
     export,

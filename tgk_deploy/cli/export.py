@@ -12,7 +12,7 @@ from tgk_deploy.cli.output import reports
 
 export_app = typer.Typer(
     name="export",
-    help="Write files other tools read: Prometheus alert rules, a Grafana dashboard.",
+    help="Write files other tools read: alert rules, a Grafana dashboard, the Alertmanager receiver.",
     no_args_is_help=True,
 )
 
@@ -91,3 +91,37 @@ def dashboard(
         output.write_text(text)
         panels = sum(1 for p in model["panels"] if p["type"] != "row")
         typer.echo(f"wrote a dashboard with {panels} panels to {output}", err=True)
+
+
+@export_app.command("alertmanager")
+@reports
+def alertmanager(
+    url: Annotated[
+        list[str] | None,
+        typer.Option("--url", help="Where tgk-deploy serve listens; repeat for an HA pair."),
+    ] = None,
+    auth: Annotated[
+        str, typer.Option("--auth", help="bearer (TGK_DEPLOY_RECEIVER_TOKEN) or basic.")
+    ] = "bearer",
+    credentials_file: Annotated[
+        str, typer.Option("--credentials-file", help="The file Alertmanager reads the secret from.")
+    ] = "/etc/alertmanager/tgk-deploy-receiver.secret",
+    username: Annotated[
+        str, typer.Option("--username", help="Basic auth user (TGK_DEPLOY_RECEIVER_USERNAME).")
+    ] = "alertmanager",
+) -> None:
+    """The route and webhook receiver that send our alerts to tgk-deploy serve."""
+    import sys
+
+    from tgk_deploy.errors import ConfigError
+    from tgk_deploy.render.alertmanager import alertmanager_snippet, render_snippet
+
+    if auth not in ("bearer", "basic"):
+        raise ConfigError(f"--auth {auth!r}: choose bearer or basic")
+    snippet = alertmanager_snippet(
+        url or ["http://127.0.0.1:9095"],
+        auth="bearer" if auth == "bearer" else "basic",
+        credentials_file=credentials_file,
+        username=username,
+    )
+    sys.stdout.write(render_snippet(snippet))

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hmac
 import json
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,6 +95,12 @@ class ReceiverServer(ThreadingHTTPServer):
         self.credentials = credentials
         self.max_body = max_body
         self._thread: threading.Thread | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request (a 413'd sender, a timeout) is not an error."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

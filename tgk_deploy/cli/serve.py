@@ -1,0 +1,91 @@
+"""``tgk-deploy serve``: the Alertmanager webhook receiver that rolls back between runs.
+
+Logs are JSON lines on stderr; SIGTERM or Ctrl-C stops it gracefully (a
+rollback in progress is finished first).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tgk_deploy.cli.options import ProjectOption, TimeoutOption
+from tgk_deploy.cli.output import reports
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+
+
+@reports
+def serve(
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT to bind (0 as port picks a free one).")
+    ] = "127.0.0.1:9095",
+    environment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--environment", "-e", help="An environment this receiver owns (repeat for more)."
+        ),
+    ] = None,
+    max_age: Annotated[
+        str, typer.Option("--max-age", help="Ignore alerts that started longer ago than this.")
+    ] = "1h",
+    max_body: Annotated[
+        int, typer.Option("--max-body", min=1024, help="Largest webhook body read, in bytes.")
+    ] = 1024 * 1024,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Journal and log what it would do; change nothing.")
+    ] = False,
+    timeout: TimeoutOption = 60.0,
+    project: ProjectOption = None,
+) -> None:
+    """Hear Alertmanager's webhook and run each fired trigger's declared response.
+
+    Credentials from the environment, as Alertmanager's http_config sends them:
+    TGK_DEPLOY_RECEIVER_TOKEN (bearer) or TGK_DEPLOY_RECEIVER_USERNAME and
+    TGK_DEPLOY_RECEIVER_PASSWORD (basic auth). POST /alerts, GET /healthz, GET /metrics.
+    """
+    import json
+    import os
+    import signal
+    import sys
+    import threading
+    from datetime import UTC, datetime
+
+    from tgk_deploy.errors import ConfigError
+    from tgk_deploy.receiver.http import Credentials
+    from tgk_deploy.receiver.respond import Settings
+    from tgk_deploy.receiver.service import parse_listen, serving
+    from tgk_deploy.spec.models import parse_duration
+
+    try:
+        age = parse_duration(max_age)
+    except ValueError as error:
+        raise ConfigError(f"--max-age {max_age!r}: {error}") from None
+    settings = Settings(
+        environments=frozenset(environment or ["production"]), max_age=age, dry_run=dry_run
+    )
+    credentials = Credentials.from_env(os.environ)
+    lock = threading.Lock()
+
+    def log(line: dict[str, object]) -> None:
+        stamped = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), **line}
+        with lock:
+            sys.stderr.write(json.dumps(stamped, default=str) + "\n")
+            sys.stderr.flush()
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with serving(
+        project,
+        settings,
+        credentials,
+        listen=parse_listen(listen),
+        max_body=max_body,
+        timeout=timeout,
+        log=log,
+    ):
+        stop.wait()
