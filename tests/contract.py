@@ -1,4 +1,4 @@
-"""Hold requests and responses to ../shared/cloudflare-openapi-subset.json.
+"""Hold requests and responses to tests/cloudflare/schema/openapi-subset.json.
 
     check_response("GET", "/accounts/{account_id}/workers/scripts/{script_name}/versions",
                    200, body)                      # raises ContractViolation, or returns
@@ -9,9 +9,12 @@ Each returns True when the subset documents that operation (and the check
 ran), False when it does not (e.g. script-level secrets, absent upstream in
 the 2024 revision), so a caller can count what the contract covered.
 
-The subset is Cloudflare's OpenAPI 3.0 document of 2024-08-06, and three of
-its habits would make every check fail for reasons that are not ours; each
-adaptation below is narrow and says why:
+The subset is Cloudflare's OpenAPI 3.0 document of 2024-08-06 with the
+annotation limits of the 2026-08-14 revision (its ``x-source`` says exactly
+what comes from which commit of cloudflare/api-schemas), kept in the project
+so CI needs nothing beside the clone. Some of its habits would make every
+check fail for reasons that are not ours; each adaptation below is narrow and
+says why:
 
 1. OpenAPI 3.0 ``nullable: true`` is not JSON Schema: it becomes a ``null``
    member of ``type`` (and of ``enum``).
@@ -36,27 +39,14 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-SUBSET_NAME = "cloudflare-openapi-subset.json"
+SUBSET = Path(__file__).resolve().parent / "cloudflare" / "schema" / "openapi-subset.json"
 
-
-def find_subset() -> Path:
-    """``$TGK_SHARED_DIR``, else ``shared/`` beside the clone (CI), else /work/shared."""
-    candidates = [Path(os.environ["TGK_SHARED_DIR"])] if os.environ.get("TGK_SHARED_DIR") else []
-    candidates += [Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")]
-    for directory in candidates:
-        if (directory / SUBSET_NAME).is_file():
-            return directory / SUBSET_NAME
-    return candidates[0] / SUBSET_NAME
-
-
-SUBSET = find_subset()
 
 FAILURE_ENVELOPE = {
     "type": "object",

@@ -5,7 +5,7 @@ refusals it must read: 10215, 10220, 404) through the real SDK; an httpx
 event hook on the client handed to the layer records each exchange, and the
 contract helper (tests/contract.py) validates JSON request bodies, the
 multipart ``metadata`` of version uploads and each JSON response, on the
-paths the subset holds (``$TGK_SHARED_DIR`` or ``shared/`` beside the clone).
+paths the subset holds (tests/cloudflare/schema/openapi-subset.json).
 """
 
 from __future__ import annotations
@@ -116,8 +116,11 @@ def exchanges(emulator: Emulator, tmp_path: Path) -> list[Exchange]:
     return recorded
 
 
-def test_the_subset_is_found(exchanges):
-    assert SUBSET.is_file(), f"{SUBSET}: set TGK_SHARED_DIR to the folder holding it"
+def test_the_subset_is_found_and_says_which_revision_it_is(exchanges):
+    assert SUBSET.is_file(), f"{SUBSET} is missing"
+    source = json.loads(SUBSET.read_text())["x-source"]
+    assert source["repository"] == "https://github.com/cloudflare/api-schemas"
+    assert source["refreshed_from"]["commit_date"] == "2026-08-14T19:35:57Z"
 
 
 def test_every_request_and_response_on_a_subset_path_fits_the_subset(exchanges):

@@ -45,7 +45,7 @@ def version_metadata(
     bindings: Sequence[Mapping[str, Any]] = (),
     message: str | None = None,
     tag: str | None = None,
-    keep_bindings: Sequence[str] = (),
+    keep_bindings: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     annotations = {}
     if message is not None:
@@ -60,7 +60,7 @@ def version_metadata(
     }
     if annotations:
         metadata["annotations"] = annotations
-    if keep_bindings:
+    if keep_bindings is not None:
         metadata["keep_bindings"] = list(keep_bindings)
     return metadata
 

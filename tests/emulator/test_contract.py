@@ -196,7 +196,7 @@ def test_the_helper_checks_request_bodies():
     body = {"strategy": "percentage", "versions": [{"version_id": "v", "percentage": 100}]}
     assert check_request("POST", template, body)
     with pytest.raises(ContractViolation):
-        check_request("POST", template, {**body, "annotations": {"workers/message": "m" * 51}})
+        check_request("POST", template, {**body, "annotations": {"workers/message": "m" * 1001}})
     with pytest.raises(ContractViolation):
         check_request("POST", template, {"strategy": "percentage"})
     assert not check_request("PUT", template + "/../secrets", {})
@@ -206,7 +206,7 @@ def test_the_helper_checks_upload_metadata():
     template = "/accounts/{account_id}/workers/scripts/{script_name}/versions"
     assert check_multipart_part("POST", template, "metadata", version_metadata(tag="t"))
     with pytest.raises(ContractViolation):
-        check_multipart_part("POST", template, "metadata", version_metadata(tag="t" * 21))
+        check_multipart_part("POST", template, "metadata", version_metadata(message="m" * 1001))
 
 
 def test_template_for_maps_paths_to_the_subset():

@@ -164,7 +164,9 @@ def test_upload_refuses_bad_metadata_with_a_clear_message(http, stable):
 
 def test_inherit_resolves_against_the_named_version(http, stable):
     newer = create_version(
-        http, bindings=[{"type": "plain_text", "name": "DYNAMIC_ROUTING", "text": "x"}]
+        http,
+        bindings=[{"type": "plain_text", "name": "DYNAMIC_ROUTING", "text": "x"}],
+        keep_bindings=[],
     )
     assert newer.status_code == 200
 
@@ -205,7 +207,7 @@ def test_inherit_from_a_missing_version_is_refused(http, stable):
 
 
 def test_strict_inherit_refuses_a_binding_the_version_lacks(http, stable):
-    metadata = version_metadata(bindings=[{"type": "inherit", "name": "NOPE"}])
+    metadata = version_metadata(bindings=[{"type": "inherit", "name": "NOPE"}], keep_bindings=[])
     files = upload_files(metadata, {"worker.js": WORKER_JS})
     lax = http.post(f"{SCRIPT}/versions", files=files)
     strict = http.post(f"{SCRIPT}/versions", params={"bindings_inherit": "strict"}, files=files)
@@ -270,14 +272,32 @@ def test_deployment_body_is_validated(http, stable):
     assert "strategy" in response.json()["errors"][0]["message"]
 
 
-def test_messages_over_50_and_tags_over_20_characters_are_refused(http, stable):
-    long_message = deploy(http, (stable.id, 100), message="m" * 51)
-    long_tag = create_version(http, tag="t" * 21)
-    fits = deploy(http, (stable.id, 100), message="m" * 50)
+def test_messages_over_1000_characters_and_tags_over_100_bytes_are_refused(http, stable):
+    """Cloudflare's schema of 2026-08-14: message maxLength 1000, tag at most 100 bytes."""
+    long_message = deploy(http, (stable.id, 100), message="m" * 1001)
+    long_tag = create_version(http, tag="é" * 51)  # 102 bytes in 51 characters
+    fits = deploy(http, (stable.id, 100), message="m" * 1000)
+    tag_fits = create_version(http, tag="t" * 100)
     assert long_message.status_code == 400
     assert "workers/message" in long_message.json()["errors"][0]["message"]
     assert long_tag.status_code == 400
-    assert fits.status_code == 200
+    assert fits.status_code == 200 and tag_fits.status_code == 200
+
+
+def test_a_message_is_kept_to_its_first_1000_bytes(http, stable):
+    """The schema's own words: "Truncated to 1000 bytes if longer"."""
+    made = deploy(http, (stable.id, 100), message="é" * 600)  # 1200 bytes, 600 characters
+    version = create_version(http, message="ü" * 700)
+
+    assert made.json()["result"]["annotations"]["workers/message"] == "é" * 500
+    assert version.json()["result"]["annotations"]["workers/message"] == "ü" * 500
+
+
+def test_wrangler_rollback_message_of_120_characters_is_accepted_whole(http, stable):
+    message = "r" * 120  # what wrangler's rollback prompt allows
+    made = deploy(http, (stable.id, 100), message=message)
+    assert made.status_code == 200
+    assert live(http)["annotations"]["workers/message"] == message
 
 
 def test_rolling_back_past_a_secret_change_needs_force_10220(http, stable):

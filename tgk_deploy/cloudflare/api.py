@@ -45,6 +45,7 @@ VersionParts = tuple[dict[str, Any], tuple[str, list[tuple[str, bytes, str]]]]
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 MODULE_TYPE = "application/javascript+module"
 KEEP_SECRETS = ["secret_text", "secret_key"]
+KEEP_ONLY_LISTED = ["secret_key"]  # what `wrangler versions secret delete` sends to drop one
 SECRETS_CHANGED_SINCE_VERSION = 10220
 
 
@@ -493,6 +494,10 @@ class CloudflareAPI:
             "compatibility_date": runtime.get("compatibility_date") or "2024-09-23",
             "compatibility_flags": runtime.get("compatibility_flags") or [],
             "bindings": bindings,
+            # Named, never left to the API's default (which keeps secret bindings when
+            # keep_bindings is absent, as `wrangler deploy` relies on): every binding
+            # that stays is an inherit above, so a removed secret is really gone.
+            "keep_bindings": KEEP_ONLY_LISTED,
             "annotations": {"workers/tag": tag, "workers/message": message[:50]},
         }
         return self._post_version(

@@ -11,14 +11,29 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# Cloudflare's schema (the 2024 OpenAPI subset) limits workers/message to 50 characters
-# and workers/tag to 20; today's SDK docs speak of truncating messages at 1000 bytes and
-# tags of up to 100 bytes. The emulator holds to the stricter limits, so that what passes
-# here passes on either reading of the API.
-MESSAGE_MAX_CHARS = 50
-TAG_MAX_CHARS = 20
+# Cloudflare's current schema (cloudflare/api-schemas openapi.yaml, revision 004e306 of
+# 2026-08-14, components workers_deployment and the version annotations) gives
+# workers/message "maxLength: 1000" and describes it as "Truncated to 1000 bytes if
+# longer"; workers/tag "Maximum 100 bytes". The emulator does both halves: more than
+# 1000 characters is refused (10021, as a schema validator would), and what is kept is
+# cut to 1000 UTF-8 bytes. The 2024 revision said 50 and 20: tgk-deploy's own marks stay
+# within 50 ASCII characters, so they pass and are kept whole under either revision.
+MESSAGE_MAX_CHARS = 1000
+MESSAGE_KEPT_BYTES = 1000
+TAG_MAX_BYTES = 100
+
+
+def kept_message(message: str) -> str:
+    """What Cloudflare stores of a ``workers/message``: its first 1000 UTF-8 bytes."""
+    return message.encode()[:MESSAGE_KEPT_BYTES].decode(errors="ignore")
+
+
+def _tag_bytes(tag: str | None) -> str | None:
+    if tag is not None and len(tag.encode()) > TAG_MAX_BYTES:
+        raise ValueError(f"workers/tag is longer than {TAG_MAX_BYTES} bytes")
+    return tag
 
 
 class _Closed(BaseModel):
@@ -57,6 +72,7 @@ class InheritBinding(_Closed):
     name: str = Field(min_length=1)
     old_name: str | None = None
     version_id: str | None = None
+    keep_type: str | None = Field(default=None, exclude=True)  # set for a settings ``{type, name}``
 
 
 class VersionMetadataBinding(_Closed):
@@ -131,7 +147,9 @@ def _unique_binding_names(bindings: list[Binding]) -> list[Binding]:
 
 class VersionAnnotations(_Closed):
     message: str | None = Field(default=None, alias="workers/message", max_length=MESSAGE_MAX_CHARS)
-    tag: str | None = Field(default=None, alias="workers/tag", max_length=TAG_MAX_CHARS)
+    tag: str | None = Field(default=None, alias="workers/tag")
+
+    _tag = field_validator("tag")(_tag_bytes)
 
 
 class UploadMetadata(_Closed):
@@ -152,12 +170,44 @@ class UploadMetadata(_Closed):
     observability: dict[str, object] | None = None
     tags: list[str] | None = None
     migrations: dict[str, object] | None = None
+    # Documented in the multipart upload metadata; the emulator has no assets, containers
+    # or cache, so it accepts and ignores them (wrangler's `versions secret put` sends
+    # keep_assets: true on every upload).
+    keep_assets: bool | None = None
+    assets: dict[str, object] | None = None
+    containers: list[dict[str, object]] | None = None
+    streaming_tail_consumers: list[dict[str, object]] | None = None
+    cache_options: dict[str, object] | None = None
 
     _names = field_validator("bindings")(_unique_binding_names)
 
 
+KEEP_AS_IS = frozenset({"version_metadata", "ai", "inherit"})  # complete with type and name
+
+
+def _keep_means_inherit(raw: object) -> object:
+    """``{type, name}`` alone names an existing binding to keep, as wrangler's
+    ``secret bulk`` sends every binding it does not change; it is the latest
+    version's binding of that name, as an ``inherit`` binding would be."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("bindings"), list):
+        return raw
+    bindings = [
+        {"type": "inherit", "name": b["name"], "keep_type": b["type"]}
+        if isinstance(b, dict) and set(b) == {"type", "name"} and b["type"] not in KEEP_AS_IS
+        else b
+        for b in raw["bindings"]
+    ]
+    return {**raw, "bindings": bindings}
+
+
 class SettingsPatch(_Closed):
-    """The ``settings`` part of PATCH .../settings: only what is given changes."""
+    """The ``settings`` part of PATCH .../settings: only what is given changes.
+
+    ``bindings``, when given, is the whole list: a binding left out is removed,
+    one given as ``{type, name}`` is kept as it is.
+    """
+
+    _keep = model_validator(mode="before")(_keep_means_inherit)
 
     bindings: list[Binding] | None = None
     compatibility_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
@@ -183,6 +233,13 @@ class ScriptSettingsPatch(_Closed):
     tail_consumers: list[dict[str, object]] | None = None
     observability: dict[str, object] | None = None
     tags: list[str] | None = None
+
+
+class SubdomainBody(_Closed):
+    """POST .../subdomain: the script's workers.dev route (and its preview URLs)."""
+
+    enabled: bool
+    previews_enabled: bool | None = None
 
 
 # --- deployments and secrets -------------------------------------------------------------------

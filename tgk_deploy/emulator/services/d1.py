@@ -15,6 +15,8 @@ from tgk_deploy.emulator.wire import (
     Response,
     envelope,
     json_body,
+    page_envelope,
+    paginate,
     router,
     validate,
 )
@@ -68,6 +70,15 @@ class D1:
         if database is None:
             raise ApiError(404, Code.D1_NOT_FOUND, f"The database {database_id} could not be found")
         return database
+
+    def list_databases(self, account_id: str, *, name: str | None = None) -> list[JsonDict]:
+        """``GET .../d1/database?name=``: how wrangler finds a database by its name."""
+        with self._shared.lock:
+            return [
+                d.to_api()
+                for (account, _), d in sorted(self.databases.items(), key=lambda i: i[1].name)
+                if account == account_id and name in (None, d.name)
+            ]
 
     def get_database(self, account_id: str, database_id: str) -> JsonDict:
         with self._shared.lock:
@@ -151,7 +162,18 @@ def _export_active(task: ExportTask, message: str) -> JsonDict:
 # --- HTTP --------------------------------------------------------------------------------------
 
 route = router("d1")
-D1_DATABASE = "/accounts/{account_id}/d1/database/{database_id}"
+D1_DATABASES = "/accounts/{account_id}/d1/database"
+D1_DATABASE = D1_DATABASES + "/{database_id}"
+
+
+@route("GET", D1_DATABASES)
+def _list_databases(d1: D1, request: Request, params: dict[str, str]) -> Response:
+    page = paginate(
+        d1.list_databases(params["account_id"], name=request.param("name")),
+        request.int_param("page", 1),
+        request.int_param("per_page", 1000),
+    )
+    return page_envelope(page)
 
 
 @route("GET", D1_DATABASE)

@@ -44,6 +44,7 @@ from tgk_deploy.emulator.wire import (
 
 DEFAULT_COMPATIBILITY_DATE = "2024-09-23"
 DEPLOYABLE_VERSIONS = 100
+SECRET_TYPES = ("secret_text", "secret_key")
 VERSIONS_PER_PAGE = 20
 
 DEMO_WORKER = b"""export default {
@@ -74,6 +75,7 @@ class Upload:
 
     metadata: bodies.UploadMetadata
     modules: tuple[Module, ...]
+    source: str = "api"  # "wrangler" when wrangler sent it (its User-Agent says so)
 
 
 @dataclass
@@ -186,6 +188,11 @@ class Script:
     tail_consumers: list[JsonDict] = field(default_factory=list)
     observability: JsonDict | None = None
     tags: list[str] = field(default_factory=list)
+    tag: str = ""  # the script's own id, as wrangler reads it from the service
+    last_deployed_from: str = "api"
+    subdomain: JsonDict = field(
+        default_factory=lambda: {"enabled": False, "previews_enabled": False}
+    )  # workers.dev: off, as tgk-email-orchestrator's wrangler.toml has it
 
     @property
     def latest(self) -> Version:
@@ -241,14 +248,21 @@ class Workers:
             return self._script(account_id, name)
 
     def put_script(self, account_id: str, name: str, upload: Upload) -> JsonDict:
-        """Upload and deploy at 100 % at once, whatever split was live (trap 1)."""
+        """Upload and deploy at 100 % at once, whatever split was live (trap 1).
+
+        Secrets carry over as for a version POST (see ``_kept_types``).
+        """
         with self._shared.lock:
             script = self.scripts.get((account_id, name))
             now = self._shared.clock()
             created = script is None
             if script is None:
-                script = Script(account_id, name, created_on=now, modified_on=now)
+                script = Script(
+                    account_id, name, created_on=now, modified_on=now, tag=self._shared.hex32()
+                )
             version = self._build_version(script, upload, strict_inherit=False)
+            script.last_deployed_from = upload.source
+            version.source = upload.source
             version.annotations["workers/triggered_by"] = "upload"
             self.scripts[(account_id, name)] = script
             try:
@@ -259,7 +273,9 @@ class Workers:
                 raise
             if upload.metadata.logpush is not None:
                 script.logpush = upload.metadata.logpush
-            self._deploy(script, [(version.id, 100.0)], None, triggered_by="upload")
+            self._deploy(
+                script, [(version.id, 100.0)], None, triggered_by="upload", source=upload.source
+            )
             return script.to_api()
 
     def delete_script(self, account_id: str, name: str, *, force: bool = False) -> None:
@@ -267,6 +283,59 @@ class Workers:
         with self._shared.lock:
             self._script(account_id, name)
             del self.scripts[(account_id, name)]
+
+    def service(self, account_id: str, name: str) -> JsonDict:
+        """The Worker as a service with one ("production") environment: what wrangler
+        reads before ``deploy`` and ``versions upload`` (its ``script.tag``,
+        ``last_deployed_from``). A missing one is 10090, which wrangler tolerates."""
+        with self._shared.lock:
+            script = self.scripts.get((account_id, name))
+            if script is None:
+                raise ApiError(404, Code.SERVICE_NOT_FOUND, "workers.api.error.service_not_found")
+            created, modified = iso(script.created_on), iso(script.modified_on)
+            return {
+                "id": name,
+                "default_environment": {
+                    "environment": "production",
+                    "created_on": created,
+                    "modified_on": modified,
+                    "script": {
+                        **script.to_api(),
+                        "tag": script.tag,
+                        "tags": list(script.tags),
+                        "last_deployed_from": script.last_deployed_from,
+                    },
+                },
+                "created_on": created,
+                "modified_on": modified,
+            }
+
+    def get_subdomain(self, account_id: str, name: str) -> JsonDict:
+        with self._shared.lock:
+            return dict(self._script(account_id, name).subdomain)
+
+    def set_subdomain(self, account_id: str, name: str, body: bodies.SubdomainBody) -> JsonDict:
+        """Not versioned: no new version, allowed during a split."""
+        with self._shared.lock:
+            script = self._script(account_id, name)
+            script.subdomain = {
+                "enabled": body.enabled,
+                "previews_enabled": body.enabled
+                if body.previews_enabled is None
+                else body.previews_enabled,
+            }
+            return dict(script.subdomain)
+
+    def references(self, account_id: str, name: str) -> JsonDict:
+        """Who depends on this Worker: nobody can, in the emulator (no service bindings
+        between scripts are modelled, no Durable Objects, no dispatch namespaces)."""
+        with self._shared.lock:
+            self._script(account_id, name)
+            return {
+                "services": {"incoming": [], "outgoing": [], "pages_function": False},
+                "durable_objects": [],
+                "dispatch_outbounds": [],
+            }
 
     def content(self, account_id: str, name: str, version_id: str | None) -> Version:
         """The version whose modules GET content/v2 returns (default: the live one)."""
@@ -292,6 +361,8 @@ class Workers:
             script = self._script(account_id, name)
             version = self._build_version(script, upload, strict_inherit=strict_inherit)
             version.annotations["workers/triggered_by"] = "version_upload"
+            version.source = upload.source
+            script.last_deployed_from = upload.source
             self._append_version(script, version)
             return {**version.full(), "startup_time_ms": 7}
 
@@ -338,7 +409,7 @@ class Workers:
             )
         latest = script.versions[-1] if script.versions else None
         bindings = self._resolve_bindings(script, meta.bindings, strict_inherit=strict_inherit)
-        bindings = self._keep(bindings, latest, meta.keep_bindings)
+        bindings = self._keep(bindings, latest, _kept_types(meta))
         annotations: JsonDict = {}
         if meta.annotations is not None:
             annotations = _version_annotations(meta.annotations)
@@ -387,6 +458,12 @@ class Workers:
             raise ApiError(400, Code.VALIDATION, f"binding {binding.name!r}: nothing to inherit")
         wanted = binding.old_name or binding.name
         found = next((b for b in source.bindings if b["name"] == wanted), None)
+        if binding.keep_type is not None and (found is None or found["type"] != binding.keep_type):
+            raise ApiError(
+                400,
+                Code.BINDING_NOT_FOUND,
+                f"binding {wanted!r} of type {binding.keep_type} to keep does not exist",
+            )
         if found is None:
             if strict:
                 raise ApiError(
@@ -410,7 +487,13 @@ class Workers:
     # ---- deployments
 
     def create_deployment(
-        self, account_id: str, name: str, body: bodies.DeploymentCreate, *, force: bool = False
+        self,
+        account_id: str,
+        name: str,
+        body: bodies.DeploymentCreate,
+        *,
+        force: bool = False,
+        source: str = "api",
     ) -> JsonDict:
         with self._shared.lock:
             script = self._script(account_id, name)
@@ -434,7 +517,9 @@ class Workers:
             if not force:
                 self._refuse_changed_secrets(script, [v for v, _ in shares])
             message = body.annotations.message if body.annotations else None
-            deployment = self._deploy(script, shares, message, triggered_by="deployment")
+            deployment = self._deploy(
+                script, shares, message, triggered_by="deployment", source=source
+            )
             return deployment.to_api()
 
     def _refuse_changed_secrets(self, script: Script, version_ids: Sequence[str]) -> None:
@@ -471,16 +556,18 @@ class Workers:
         message: str | None,
         *,
         triggered_by: str,
+        source: str = "api",
     ) -> Deployment:
         annotations: JsonDict = {"workers/triggered_by": triggered_by}
         if message is not None:
-            annotations["workers/message"] = message
+            annotations["workers/message"] = bodies.kept_message(message)
         deployment = Deployment(
             id=self._shared.uuid(),
             created_on=self._shared.clock(),
             versions=shares,
             annotations=annotations,
             author_email=self._shared.author_email,
+            source=source,
         )
         script.deployments.append(deployment)
         return deployment
@@ -731,10 +818,25 @@ class Workers:
 # --- helpers of the rules above ----------------------------------------------------------------
 
 
+def _kept_types(meta: bodies.UploadMetadata) -> Sequence[str]:
+    """The binding types a new version takes over from the latest one.
+
+    ``keep_bindings`` given: exactly those types. Not given: the secrets.
+    Cloudflare documents keep_bindings ("binding types to keep from the
+    previous upload") but not its default; this is the one rule that fits
+    what clients rely on: ``wrangler deploy`` uploads a version with no
+    keep_bindings and the Worker's secrets survive it, while ``wrangler
+    versions secret delete`` drops a secret by sending ``["secret_key"]``.
+    """
+    if "keep_bindings" in meta.model_fields_set:
+        return meta.keep_bindings
+    return SECRET_TYPES
+
+
 def _version_annotations(annotations: bodies.VersionAnnotations) -> JsonDict:
     result: JsonDict = {}
     if annotations.message is not None:
-        result["workers/message"] = annotations.message
+        result["workers/message"] = bodies.kept_message(annotations.message)
     if annotations.tag is not None:
         result["workers/tag"] = annotations.tag
     return result
@@ -780,7 +882,51 @@ def upload_of(request: Request) -> Upload:
         for p in parts
         if p is not metadata_part
     )
-    return Upload(metadata, modules)
+    return Upload(metadata, modules, source_of(request))
+
+
+def source_of(request: Request) -> str:
+    """Where a change came from, as versions and deployments show it."""
+    agent = request.headers.get("user-agent", "").lower()
+    return "wrangler" if agent.startswith("wrangler") else "api"
+
+
+SERVICE = "/accounts/{account_id}/workers/services/{service_name}"
+
+
+@route("GET", SERVICE)
+def _get_service(workers: Workers, request: Request, params: dict[str, str]) -> Response:
+    return envelope(workers.service(params["account_id"], params["service_name"]))
+
+
+@route("DELETE", SERVICE)
+def _delete_service(workers: Workers, request: Request, params: dict[str, str]) -> Response:
+    """``wrangler delete``: the script and its versions go, like DELETE .../scripts/{name}."""
+    workers.delete_script(params["account_id"], params["service_name"], force=request.flag("force"))
+    return envelope(None)
+
+
+@route("GET", SCRIPT + "/subdomain")
+def _get_subdomain(workers: Workers, request: Request, params: dict[str, str]) -> Response:
+    return envelope(workers.get_subdomain(params["account_id"], params["script_name"]))
+
+
+@route("POST", SCRIPT + "/subdomain")
+def _set_subdomain(workers: Workers, request: Request, params: dict[str, str]) -> Response:
+    body = validate(bodies.SubdomainBody, json_body(request))
+    return envelope(workers.set_subdomain(params["account_id"], params["script_name"], body))
+
+
+@route("GET", SCRIPT + "/references")
+def _references(workers: Workers, request: Request, params: dict[str, str]) -> Response:
+    return envelope(workers.references(params["account_id"], params["script_name"]))
+
+
+@route("GET", "/accounts/{account_id}/workers/tails/by-consumer/{script_name}")
+def _tail_producers(workers: Workers, request: Request, params: dict[str, str]) -> Response:
+    """No script names another as its tail consumer in the emulator."""
+    workers.get_script(params["account_id"], params["script_name"])
+    return envelope([])
 
 
 @route("PUT", SCRIPT)
@@ -851,7 +997,11 @@ def _get_version(workers: Workers, request: Request, params: dict[str, str]) -> 
 def _create_deployment(workers: Workers, request: Request, params: dict[str, str]) -> Response:
     body = validate(bodies.DeploymentCreate, json_body(request))
     result = workers.create_deployment(
-        params["account_id"], params["script_name"], body, force=request.flag("force")
+        params["account_id"],
+        params["script_name"],
+        body,
+        force=request.flag("force"),
+        source=source_of(request),
     )
     return envelope(result)
 
