@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -135,3 +136,62 @@ def test_wait_re_evaluates_until_the_deadline_on_an_injected_clock(env, monkeypa
     assert result.exit_code == 3
     assert slept == [120, 120, 60]
     assert json.loads(result.stdout)["evaluated_at"] == "2031-01-01T00:05:00Z"
+
+
+@pytest.mark.parametrize(
+    ("name", "result"),
+    [
+        ("an object for a result", {"oops": 1}),
+        ("+Inf for every query", "inf"),
+        ("samples stamped 1970", "1970"),
+    ],
+)
+def test_garbage_from_prometheus_is_inconclusive_with_the_reason_never_pass(
+    monkeypatch, name, result
+):
+    """A server that answers success with garbage: exit 3 and why, not 0 and not a traceback."""
+    import respx
+
+    monkeypatch.chdir(REPO)
+    at = QUIET.at
+
+    def answer(request):
+        from urllib.parse import parse_qs
+
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        end = float(form.get("time") or form["end"])
+        if result == "inf":
+            body = [{"metric": {}, "value": [end, "+Inf"]}]
+            kind = "vector"
+            if "start" in form:
+                kind = "matrix"
+                step = float(form["step"].rstrip("s"))
+                times = range(int(float(form["start"])), int(end) + 1, int(step))
+                body = [{"metric": {}, "values": [[t, "+Inf"] for t in times]}]
+        elif result == "1970":
+            kind = "vector"
+            body = [{"metric": {}, "value": [0, "0.9999"]}]
+        else:
+            kind, body = "vector", result
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": kind, "result": body}}
+        )
+
+    with respx.mock:
+        respx.post(url__regex=r"http://prometheus\.test/api/v1/.*").mock(side_effect=answer)
+        outcome = runner.invoke(
+            app,
+            ["gate", "-p", "1", "--criteria", "success", "--at", iso(at), "-o", "json"],
+            env={"PROMETHEUS_URL": "http://prometheus.test", "PROMETHEUS_TOKEN": TOKEN},
+        )
+
+    assert outcome.exit_code == 3, (name, outcome.output)
+    verdict = json.loads(outcome.stdout)
+    assert verdict["outcome"] == "inconclusive"
+    assert "Traceback" not in outcome.output
+    reasons = " ".join(c["why"] for c in verdict["checks"])
+    assert {
+        "an object for a result": "cannot read",
+        "+Inf for every query": "Inf",
+        "samples stamped 1970": "1970",
+    }[name] in reasons

@@ -12,6 +12,7 @@ import respx
 from tgk_deploy.errors import ConfigError, PrometheusQueryError, PrometheusUnreachable
 from tgk_deploy.spec.models import PrometheusSpec
 from tgk_deploy.triggers.prometheus import PrometheusClient, RetryPolicy
+from tgk_deploy.triggers.samples import QueryRequest
 
 BASE = "http://prometheus.test:9090"
 AT = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -223,13 +224,65 @@ def test_a_scalar_result_is_one_unlabelled_series(client):
     respx.post(f"{BASE}/api/v1/query").respond(
         json={
             "status": "success",
-            "data": {"resultType": "scalar", "result": [AT.timestamp(), "+Inf"]},
+            "data": {"resultType": "scalar", "result": [AT.timestamp(), "2.5"]},
         }
     )
 
     [series] = client.query("scalar(x)", AT).series
 
-    assert series.labels == {} and series.points[0].value == float("inf")
+    assert series.labels == {} and series.points[0].value == 2.5
+
+
+# ---------------------------------------------------------------- answers that cannot be judged
+
+
+def success(result_type: object, result: object) -> dict[str, object]:
+    return {"status": "success", "data": {"resultType": result_type, "result": result}}
+
+
+NOW = AT.timestamp()
+MALFORMED = {
+    "result is an object": success("vector", {"oops": 1}),
+    "result is a list of numbers": success("vector", [1, 2]),
+    "series without a value": success("vector", [{"metric": {}}]),
+    "value is not a pair": success("vector", [{"metric": {}, "value": [NOW]}]),
+    "value is not a number": success("vector", [{"metric": {}, "value": [NOW, "abc"]}]),
+    "value is a bare number": success("vector", [{"metric": {}, "value": [NOW, 0.5]}]),
+    "time is not a number": success("vector", [{"metric": {}, "value": ["noon", "1"]}]),
+    "time is null": success("vector", [{"metric": {}, "value": [None, "1"]}]),
+    "labels are not a map": success("vector", [{"metric": ["a"], "value": [NOW, "1"]}]),
+    "matrix values not a list": success("matrix", [{"metric": {}, "values": "1"}]),
+    "unknown result type": success("banana", []),
+    "no result type": {"status": "success", "data": {"result": []}},
+    "data is a list": {"status": "success", "data": []},
+    "no data": {"status": "success"},
+    "body is a list": [1, 2, 3],
+    "+Inf": success("vector", [{"metric": {}, "value": [NOW, "+Inf"]}]),
+    "-Inf": success("vector", [{"metric": {}, "value": [NOW, "-Inf"]}]),
+    "stamped 1970": success("vector", [{"metric": {}, "value": [0, "0.9999"]}]),
+    "stamped an hour ago": success("vector", [{"metric": {}, "value": [NOW - 3600, "0.9999"]}]),
+    "stamped tomorrow": success("vector", [{"metric": {}, "value": [NOW + 86400, "0.9999"]}]),
+    "range with a 1970 point": success(
+        "matrix", [{"metric": {}, "values": [[0, "1"], [NOW, "1"]]}]
+    ),
+}
+
+
+@respx.mock
+@pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
+def test_an_answer_that_cannot_be_judged_is_an_error_with_the_reason_never_a_crash(client, body):
+    respx.post(f"{BASE}/api/v1/query").respond(json=body)
+    respx.post(f"{BASE}/api/v1/query_range").respond(json=body)
+
+    [instant, ranged] = client.fetch(
+        [
+            QueryRequest(query="up", at=AT),
+            QueryRequest(query="up", at=AT, window=timedelta(minutes=2), step=timedelta(minutes=1)),
+        ]
+    )
+
+    for result in (instant, ranged):
+        assert result.error and not result.series, result
 
 
 # ---------------------------------------------------------------- configuration from the project

@@ -33,7 +33,7 @@ from tgk_deploy.errors import (
     PrometheusUnreachable,
 )
 from tgk_deploy.spec.models import PrometheusSpec, env_ref_name
-from tgk_deploy.triggers.samples import Point, QueryRequest, QueryResult, Series
+from tgk_deploy.triggers.samples import Point, QueryRequest, QueryResult, Series, untrustworthy
 
 QUERY_PATH = "api/v1/query"
 QUERY_RANGE_PATH = "api/v1/query_range"
@@ -75,33 +75,69 @@ def _seconds(duration: timedelta) -> str:
     return f"{duration.total_seconds():g}s"
 
 
+class BadAnswer(ValueError):
+    """Prometheus said success, but the answer is not what its API documents."""
+
+
 def _parse_time(value: Any) -> datetime:
-    return datetime.fromtimestamp(float(value), tz=UTC)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise BadAnswer(f"a sample time {value!r} is not a number")
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise BadAnswer(f"a sample time {value!r} is not a time") from None
 
 
-def _parse_series(result_type: str, result: Any) -> list[Series]:
+def _parse_value(value: Any) -> float:
+    """Prometheus sends sample values as strings ("0.5", "+Inf", "NaN")."""
+    if not isinstance(value, str):
+        raise BadAnswer(f"a sample value {value!r} is not a string as the API sends it")
+    try:
+        return float(value)
+    except ValueError:
+        raise BadAnswer(f"a sample value {value!r} is not a number") from None
+
+
+def _pair(item: Any) -> Point:
+    if not isinstance(item, list | tuple) or len(item) != 2:
+        raise BadAnswer(f"a sample {item!r} is not a [time, value] pair")
+    return Point(time=_parse_time(item[0]), value=_parse_value(item[1]))
+
+
+def _labels(item: dict[str, Any]) -> dict[str, str]:
+    labels = item.get("metric", {})
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise BadAnswer(f"a series' labels {labels!r} are not a map of strings")
+    return labels
+
+
+def _items(result: Any, key: str) -> list[dict[str, Any]]:
+    if not isinstance(result, list) or not all(
+        isinstance(item, dict) and key in item for item in result
+    ):
+        raise BadAnswer(f"the result {str(result)[:80]!r} is not a list of series with {key!r}")
+    return result
+
+
+def _parse_series(result_type: Any, result: Any) -> list[Series]:
+    """The series of a success answer, every shape checked: never an exception but BadAnswer."""
     if result_type == "vector":
         return [
-            Series(
-                labels=item.get("metric", {}),
-                points=[Point(time=_parse_time(item["value"][0]), value=float(item["value"][1]))],
-            )
-            for item in result
+            Series(labels=_labels(item), points=[_pair(item["value"])])
+            for item in _items(result, "value")
         ]
     if result_type == "matrix":
-        return [
-            Series(
-                labels=item.get("metric", {}),
-                points=[
-                    Point(time=_parse_time(ts), value=float(value))
-                    for ts, value in item.get("values", [])
-                ],
-            )
-            for item in result
-        ]
+        series = []
+        for item in _items(result, "values"):
+            if not isinstance(item["values"], list):
+                raise BadAnswer(f"a series' values {str(item['values'])[:80]!r} are not a list")
+            series.append(Series(labels=_labels(item), points=[_pair(p) for p in item["values"]]))
+        return series
     if result_type == "scalar":
-        return [Series(points=[Point(time=_parse_time(result[0]), value=float(result[1]))])]
-    raise ValueError(f"a {result_type} result carries no numbers")
+        return [Series(points=[_pair(result)])]
+    raise BadAnswer(f"a {result_type!r} result carries no numbers")
 
 
 class PrometheusClient:
@@ -230,23 +266,32 @@ class PrometheusClient:
                 f"within {_seconds(self.retry.deadline)}: {exhausted.description}",
                 hint="check prometheus.url and that Prometheus is up; the verdict is inconclusive",
             ) from None
-        data = body.get("data") or {}
-        result_type = data.get("resultType", "vector")
+        data = body.get("data")
+        result_type = data.get("resultType") if isinstance(data, dict) else None
         try:
-            series = _parse_series(result_type, data.get("result", []))
-        except (ValueError, KeyError, IndexError, TypeError) as bad:
+            if not isinstance(data, dict):
+                raise BadAnswer(f"data {str(data)[:80]!r} is not an object")
+            series = _parse_series(result_type, data.get("result"))
+        except BadAnswer as bad:
             raise PrometheusQueryError(
                 request.query,
                 status=200,
                 error_type="unexpected_result",
-                error=f"cannot read the {result_type} result: {bad}",
+                error=f"cannot read the answer: {bad}",
+                hint="the verdict is inconclusive; is prometheus.url a Prometheus HTTP API?",
             ) from None
-        return QueryResult(
+        answer = QueryResult(
             request=request,
-            result_type=result_type,
+            result_type=str(result_type),
             series=series,
             warnings=[str(w) for w in body.get("warnings") or []],
         )
+        problem = untrustworthy(answer)
+        if problem is not None:
+            raise PrometheusQueryError(
+                request.query, status=200, error_type="untrustworthy_result", error=problem
+            )
+        return answer
 
     def _wait(self, state: RetryCallState) -> float:
         """Jittered exponential backoff, stretched to Retry-After when the server asks.

@@ -97,6 +97,36 @@ class QueryResult(BaseModel):
     error: str | None = None
 
 
+STALENESS = timedelta(minutes=5)  # Prometheus' own lookback: a sample older is no answer
+
+
+def untrustworthy(result: QueryResult) -> str | None:
+    """Why numbers that parsed still cannot be judged: infinite, or stamped outside the query.
+
+    Prometheus stamps an instant answer with the evaluation time and a range
+    answer with its steps; a sample older than the query's start minus
+    ``STALENESS`` (or later than its end plus it) is a stale or forged answer.
+    NaN is left to the judge, which says what it usually means.
+    """
+    request = result.request
+    earliest, latest = request.start - STALENESS, request.at + STALENESS
+    for series in result.series:
+        for point in series.points:
+            if math.isinf(point.value):
+                return (
+                    f"{series.describe_labels()} is {'+' if point.value > 0 else '-'}Inf at "
+                    f"{point.time.isoformat()}: a non-finite value cannot be compared"
+                )
+            if not earliest <= point.time <= latest:
+                return (
+                    f"{series.describe_labels()} has a sample stamped {point.time.isoformat()}, "
+                    f"outside the query's {request.start.isoformat()} .. "
+                    f"{request.at.isoformat()} (± {int(STALENESS.total_seconds() // 60)} min): "
+                    "stale or not an answer to this query"
+                )
+    return None
+
+
 class MetricsProvider(Protocol):
     """Anything that answers query requests: the real Prometheus or a rehearsal scenario."""
 
