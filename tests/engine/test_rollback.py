@@ -130,3 +130,50 @@ def test_destroy_exports_d1_restores_legacy_routing_then_deletes_everything(worl
     }
     with pytest.raises(CloudflareError):
         world.api.deployments("tgk-email-orchestrator")
+
+
+@pytest.fixture
+def blackhole():
+    """A port that takes connections and never answers: Prometheus behind a dead load balancer."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def test_a_blackholed_prometheus_costs_a_gradual_rollback_one_short_budget(
+    world, prometheus, blackhole
+):
+    """Between-step checks share CHECK_BUDGET_SECONDS; past it they are inconclusive, and it goes on.
+
+    A run's length is its wall time plus the intervals it waits (simulated here).
+    """
+    import time
+
+    from tgk_deploy.triggers.evaluate import Outcome
+    from tgk_deploy.triggers.prometheus import PrometheusClient
+
+    interval = timedelta(seconds=2)
+
+    def gradual_with(url: str) -> tuple[rollback.RollbackReport, float]:
+        run_to(world, 1, "full")
+        with PrometheusClient(url) as metrics:
+            start, simulated = time.perf_counter(), world.clock.now()
+            report = rollback.gradual(world.context(metrics=metrics), interval=interval)
+            waited = (world.clock.now() - simulated).total_seconds()
+        return report, time.perf_counter() - start + waited
+
+    healthy, healthy_seconds = gradual_with(prometheus.url)
+    dead, dead_seconds = gradual_with(blackhole)
+
+    assert healthy.done and dead.done
+    assert [p.next_share for p in dead.plans] == [75, 50, 25, 0]
+    assert dead.verdicts and all(v.outcome is Outcome.INCONCLUSIVE for v in dead.verdicts)
+    assert any("budget" in v.why for v in dead.verdicts)
+    assert dead_seconds <= 2 * healthy_seconds, (healthy_seconds, dead_seconds)
+    assert dead_seconds <= healthy_seconds + rollback.CHECK_BUDGET_SECONDS + 1.5

@@ -7,6 +7,7 @@ none reads the journal: the plan comes from Cloudflare's deployment history.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -146,10 +147,9 @@ def gradual(
     skipped and the full rollback happens at once. Interrupted, it resumes from
     the live share: running it again continues.
     """
-    from tgk_deploy.engine.advance import check_triggers
-
     pause = interval if interval is not None else ctx.spec.project.rollback.gradual.interval
     report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.GRADUAL)
+    checks_until = time.monotonic() + CHECK_BUDGET_SECONDS  # one budget for every check
     if not dry_run:
         _journal(ctx, "rollback", None, start=True)
     try:
@@ -169,7 +169,7 @@ def gradual(
             ctx.emit("wait", f"next gradual step in {pause}", until=ctx.clock.now() + pause)
             ctx.clock.sleep(pause.total_seconds())
             observed = ctx.observe()
-            verdicts = check_triggers(ctx, observed, step.phase or 1)
+            verdicts = _bounded_checks(ctx, observed, step.phase or 1, checks_until)
             report.verdicts.extend(verdicts)
             if any(v.outcome is Outcome.FAIL for v in verdicts):
                 ctx.emit(
@@ -187,6 +187,54 @@ def gradual(
     report.message = f"phase {report.phase} rolled back gradually"
     _finish(ctx, report, "succeeded")
     return report
+
+
+CHECK_BUDGET_SECONDS = 3.0  # all of a gradual rollback's between-step checks together
+
+
+def _bounded_checks(
+    ctx: Context, observed: ObservedState, phase: int, until: float
+) -> list[GateVerdict]:
+    """The triggers, within what is left of the rollback's check budget; past it, inconclusive.
+
+    The rollback goes on either way: a check only decides whether to hurry.
+    """
+    from dataclasses import replace
+
+    from tgk_deploy.engine.advance import check_triggers
+    from tgk_deploy.triggers.evaluate import GateKind
+
+    if ctx.metrics is None:
+        return []
+    left = until - time.monotonic()
+    why = (
+        f"no trigger check: the gradual rollback's {CHECK_BUDGET_SECONDS:g} s budget for "
+        "checks is spent; the rollback goes on"
+    )
+    if left > 0.05:
+        bounded = getattr(ctx.metrics, "bounded", None)
+        metrics = bounded(left) if bounded is not None else ctx.metrics
+        try:
+            verdicts = check_triggers(replace(ctx, metrics=metrics), observed, phase)
+        finally:
+            if metrics is not ctx.metrics:
+                metrics.close()
+        if time.monotonic() < until or not any(v.outcome is Outcome.INCONCLUSIVE for v in verdicts):
+            return verdicts
+        why = (
+            f"trigger checks gave no answer within the gradual rollback's "
+            f"{CHECK_BUDGET_SECONDS:g} s budget: inconclusive; the rollback goes on"
+        )
+    ctx.emit("note", why)
+    return [
+        GateVerdict(
+            phase=phase,
+            kind=GateKind.TRIGGERS,
+            outcome=Outcome.INCONCLUSIVE,
+            why=why,
+            evaluated_at=ctx.clock.now(),
+        )
+    ]
 
 
 def feature(

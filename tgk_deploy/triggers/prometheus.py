@@ -167,6 +167,8 @@ class PrometheusClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.max_concurrency = max_concurrency
+        self._url = base_url
+        self._options = {"headers": headers, "auth": auth, "transport": transport}
         self._client = httpx.Client(
             base_url=base_url,
             headers=dict(headers or {}),
@@ -212,6 +214,25 @@ class PrometheusClient:
         auth = httpx.BasicAuth(username, password) if username and password else None
         options.setdefault("timeout", spec.timeout)
         return cls(url, headers=headers, auth=auth, **options)
+
+    def bounded(self, seconds: float) -> PrometheusClient:
+        """The same server, given up on within ``seconds``, retries included.
+
+        For checks that must never hold anything up (a gradual rollback's
+        between-step checks): a dead or blackholed Prometheus costs ``seconds``.
+        """
+        budget = timedelta(seconds=max(0.05, seconds))
+        return PrometheusClient(
+            self._url,
+            timeout=budget,
+            retry=RetryPolicy(
+                deadline=budget,
+                first_wait=min(self.retry.first_wait, budget / 10),
+                max_wait=min(self.retry.max_wait, budget / 4),
+            ),
+            max_concurrency=self.max_concurrency,
+            **self._options,  # type: ignore[arg-type]
+        )
 
     def close(self) -> None:
         self._client.close()
