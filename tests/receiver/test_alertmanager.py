@@ -4,6 +4,7 @@ snippet to two receivers (an HA pair) with bearer credentials from a file."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -58,6 +59,68 @@ def test_an_alert_through_alertmanager_to_an_ha_pair_rolls_back_once(
         "delivery-rate-low",
         "immediate-rollback",
     )
+    assert stable_only(world)
+    after = mutations(world)
+    assert after["deployments"] - before["deployments"] == 1
+    assert after["versions"] == before["versions"]
+
+
+@pytest.mark.prometheus
+def test_series_that_breach_a_trigger_fire_through_prometheus_and_alertmanager_to_a_rollback(
+    world, alert_receivers, alertmanager_to, tmp_path
+):
+    """The whole chain: the exported rules evaluated by a real Prometheus on backfilled series
+    ending now, its alert routed by a real Alertmanager, the receiver rolling the canary back."""
+    from datetime import UTC, datetime
+
+    from tests.fixtures.prometheus import (
+        Case,
+        PrometheusServer,
+        SyntheticData,
+        prometheus_binary,
+        promtool_binary,
+    )
+    from tgk_deploy.triggers.alerts import render_rules_file
+
+    if prometheus_binary() is None or promtool_binary() is None:
+        pytest.skip("Prometheus is not installed (make test-deps installs it)")
+    run_to(world, 1, "canary-10")
+    receiver = alert_receivers.start()
+    manager = alertmanager_to(receiver)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    data = SyntheticData()
+    case = Case(name="routing-errors-now", start=now - timedelta(hours=2), at=now)
+    case.counter("tgk_email_delivery_total", 1.0, {"status": "delivered"})
+    case.events("tgk_email_route_failures_total", 8, within=timedelta(minutes=50))  # > 5 in 1 h
+    data.cases[case.name] = case
+    (tmp_path / "rules.yml").write_text(render_rules_file(alert_rules(world.spec)))
+    host_port = manager.url.removeprefix("http://")
+    config = (
+        "global: {scrape_interval: 1m, evaluation_interval: 1s}\n"
+        f"rule_files: [{tmp_path / 'rules.yml'}]\n"
+        "alerting:\n  alertmanagers:\n"
+        f"    - static_configs: [{{targets: ['{host_port}']}}]\n"
+    )
+    before = mutations(world)
+    # the first send goes out before Alertmanager is discovered; resend at once, not in 1 m
+    prometheus = PrometheusServer.start(
+        data.openmetrics(),
+        tmp_path / "prometheus",
+        config=config,
+        flags=("--rules.alert.resend-delay=1s",),
+    )
+    try:
+        wait_until(lambda: any(h.outcome == "acted" for h in receiver.responder.handled), 60)
+    finally:
+        prometheus.stop()
+
+    acted = next(h for h in receiver.wait() if h.outcome == "acted")
+    assert (acted.alert, acted.phase, acted.trigger) == (
+        "RoutingErrorsIncreasing",
+        1,
+        "routing-errors",
+    )
+    assert acted.response == "gradual-rollback"  # at 10 % the gradual rollback is one step: 0 %
     assert stable_only(world)
     after = mutations(world)
     assert after["deployments"] - before["deployments"] == 1
