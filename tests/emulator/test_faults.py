@@ -34,8 +34,10 @@ def test_latency_is_added_to_every_call_and_overlaps_for_concurrent_calls(http, 
         list(pool.map(lambda _: client(emulator).get(f"{SCRIPT}/versions"), range(4)))
     four = time.perf_counter() - started
 
-    assert 0.1 <= one < 0.2
-    assert 0.1 <= four < 0.2
+    # Bounds that hold on a loaded 2-core CI machine: one call waits at least the latency,
+    # and four concurrent calls finish well before four waits in a row would (0.4 s).
+    assert one >= 0.1
+    assert 0.1 <= four < 0.35
 
 
 def test_fail_next_answers_429_with_retry_after_once(http, emulator):
