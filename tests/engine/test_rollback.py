@@ -52,6 +52,35 @@ def test_immediate_rollback_of_phase_two_removes_the_key_from_the_stable_version
     assert version.vars["AI_ANALYSIS"] == "false"
 
 
+def test_phase_two_rolls_back_in_one_read_one_act_and_one_verify(world):
+    """The switch-off was uploaded beside the phase's first split: the rollback only pins it."""
+    run_to(world, 2, "canary-25")
+    before = len(world.emulator.requests)
+    report = rollback.immediate(world.context())
+    (plan,) = report.plans
+    assert [sorted(a.kind for a in wave) for wave in plan.waves] == [
+        ["email_rule", "email_rule", "pin_version"]
+    ]
+    calls = sorted(
+        f"{r.method} {r.path.split('?')[0].rsplit('/', 1)[-1]}"
+        for r in world.emulator.requests[before:]
+    )
+    rule_ids = {rule.id for rule in world.observe().email_rules.values()}
+    calls = ["PUT rule" if c.split()[1] in rule_ids else c for c in calls]
+    assert calls == [
+        "GET deployments",  # read: live split, marks
+        "GET deployments",  # verify: the pin is live
+        "GET rules",  # read
+        "GET versions",  # read: tags (the prepared switch-off among them)
+        "POST deployments",  # act: the switch-off at 100 %
+        "PUT rule",  # act: legacy routing on
+        "PUT rule",  # act: the Worker's rule off
+    ]
+    live = world.production().live
+    assert live.mark.kind is MarkKind.ROLLBACK
+    assert world.production().versions[live.versions[0].version_id].tag.startswith("tgk-rb-")
+
+
 def test_gradual_rollback_steps_down_with_the_interval_then_rolls_back_fully(world):
     run_to(world, 1, "full")
     start = world.clock.now()

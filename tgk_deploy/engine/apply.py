@@ -41,9 +41,18 @@ from tgk_deploy.planner.actions import (
     SetVars,
     Stamp,
     UploadVersion,
+    tag_phase,
 )
-from tgk_deploy.planner.observed import Deployment, MarkKind, ObservedState, RolloutMark
+from tgk_deploy.planner.observed import (
+    Deployment,
+    EnvironmentState,
+    MarkKind,
+    ObservedState,
+    RolloutMark,
+    Version,
+)
 from tgk_deploy.planner.plan import candidate_of, find_stable
+from tgk_deploy.planner.rollback import standby_switch_off
 from tgk_deploy.secret_values import read_secret
 
 CLAIM_LEASE = timedelta(minutes=10)  # a claim older than this, by Cloudflare's clock, has lapsed
@@ -438,7 +447,15 @@ class Applier:
             if self.guard:
                 self._check_unchanged(action.environment)  # the last read before the POST
             message = self._progress(action.message)
-            return self._deploy(action.environment, wanted, message, force=self.ctx.allow_force)
+            deploy = lambda: self._deploy(  # noqa: E731
+                action.environment, wanted, message, force=self.ctx.allow_force
+            )
+            first = env.live is None or env.live.share_of(candidate_id) == 0
+            standby = self._standby(action, env, stable, candidate) if first else None
+            if standby is None:
+                return deploy()
+            result, _ = api.concurrently(deploy, lambda: self._prepare_standby(standby))
+            return result
         if isinstance(action, PinVersion):
             if self.guard:
                 self._check_unchanged(action.environment)
@@ -525,6 +542,55 @@ class Applier:
                 action.environment, live.shares, message, force=self.ctx.allow_force
             )
         raise TypeError(f"no way to apply {action!r}")
+
+    def _standby(
+        self,
+        action: SetTraffic,
+        env: EnvironmentState,
+        stable: str | None,
+        candidate: Version | None,
+    ) -> SetVars | None:
+        """The switch-off a rollback of this phase will pin, when it is still to be made."""
+        phase = tag_phase(candidate.tag if candidate else action.candidate_tag)
+        if stable is None or phase is None or all(p.phase != phase for p in self.ctx.spec.phases):
+            return None
+        standby = standby_switch_off(
+            self.ctx.spec, phase, action.environment, action.script, stable
+        )
+        return standby if standby and env.version_with_tag(standby.tag) is None else None
+
+    def _prepare_standby(self, standby: SetVars) -> None:
+        """Upload (never deploy) the switch-off beside the phase's first split.
+
+        Best effort: without it a rollback reads the stable version and makes
+        the switch-off itself, two rounds slower; so a failure is said, not raised.
+        """
+        outcome = ActionOutcome(
+            kind="prepare_switch_off",
+            environment=standby.environment,
+            description=f"prepare the rollback's switch-off of {standby.base_version_id} "
+            f"({standby.tag}, not deployed)",
+            status="applied",
+        )
+        try:
+            version = self.ctx.api.derive_version(
+                standby.script,
+                standby.base_version_id or "",
+                vars=standby.vars,
+                remove_secrets=standby.remove_secrets,
+                tag=standby.tag,
+                message=self._made(f"tgk rollback standby r={self.ctx.run_id}"),
+                check_existing=False,  # the version list was read moments ago
+            )
+            outcome.result = {"version": version.id, "tag": standby.tag}
+        except TgkError as error:
+            outcome.status, outcome.error = "failed", error.message
+            self.ctx.emit(
+                "note",
+                f"the rollback's switch-off was not prepared ({error.message}); "
+                "a rollback will make it, two rounds slower",
+            )
+        self._record(outcome)
 
     def _replace_live_versions(
         self,

@@ -20,6 +20,14 @@ def phase_tag_prefix(phase: int) -> str:
     return f"{TAG_PREFIX}{phase}-"
 
 
+def tag_phase(tag: str | None) -> int | None:
+    """The phase a candidate's tag names (``tgk-p2-…`` -> 2); None for any other tag."""
+    if not tag or not tag.startswith(TAG_PREFIX):
+        return None
+    number = tag[len(TAG_PREFIX) :].split("-", 1)[0]
+    return int(number) if number.isdigit() else None
+
+
 def content_tag(phase: int, bundle_hash: str, vars_: dict[str, str]) -> str:
     """The ``workers/tag`` of a version tgk-deploy uploads: same content, same tag.
 

@@ -63,14 +63,15 @@ def _rollback_phase(spec: Spec, observed: ObservedState) -> int | None:
 
 
 def _feature_switches(
-    spec: Spec, features: list[str], version: Version
+    spec: Spec, features: list[str], version: Version | None
 ) -> tuple[dict[str, str], list[str]]:
     """The vars to set and secrets to drop so ``version`` has these features off.
 
     When the version's bindings were not read (a fast rollback reads only the
-    version list), the whole switch is planned; applying it is a no-op where
-    the bindings already agree.
+    version list), or no version is given, the whole switch is planned; applying
+    it is a no-op where the bindings already agree.
     """
+    whole = version is None or not version.detailed
     off_vars: dict[str, str] = {}
     drop: list[str] = []
     for name in features:
@@ -79,20 +80,20 @@ def _feature_switches(
             {
                 k: v
                 for k, v in feature.off_vars.items()
-                if not version.detailed or version.vars.get(k) != v
+                if whole or version.vars.get(k) != v  # type: ignore[union-attr]
             }
         )
-        drop += [s for s in feature.secrets if not version.detailed or s in version.secret_names]
+        drop += [s for s in feature.secrets if whole or s in version.secret_names]  # type: ignore[union-attr]
     return off_vars, drop
 
 
 def _switch_off(
     environment: str,
     script: str,
-    base: Version,
+    base_id: str,
     off_vars: dict[str, str],
     drop: list[str],
-    mark: str,
+    mark: str | None,
 ) -> SetVars:
     """Replace ``base`` by a version with the features off, tagged so it is never a candidate."""
     return SetVars(
@@ -100,10 +101,28 @@ def _switch_off(
         script=script,
         vars=off_vars,
         remove_secrets=drop,
-        base_version_id=base.id,
-        tag=switch_off_tag(base.id, off_vars, drop),
+        base_version_id=base_id,
+        tag=switch_off_tag(base_id, off_vars, drop),
         message=mark,
     )
+
+
+def standby_switch_off(
+    spec: Spec, phase: int, environment: str, script: str, stable_id: str
+) -> SetVars | None:
+    """The switch-off of ``stable`` an immediate rollback of ``phase`` pins, made ahead of need.
+
+    Every switch of the phase's features is planned, whatever the stable
+    version's bindings, so its tag is known from the phase and the stable id
+    alone: the rollback finds it in the version list it reads anyway and pins
+    it in the same round as the email fallback (read; act; verify), instead of
+    reading the stable version's code and uploading it while the 3 a.m. clock runs.
+    None when the phase switches no feature.
+    """
+    off_vars, drop = _feature_switches(spec, spec.phase(phase).features, None)
+    if not (off_vars or drop):
+        return None
+    return _switch_off(environment, script, stable_id, off_vars, drop, None)
 
 
 def _email_fallback(
@@ -131,7 +150,12 @@ def plan_immediate(
     run_id: str = "",
     detail: str = "immediate",
 ) -> RollbackPlan:
-    """All traffic to stable, legacy routing on, the phase's features off: one wave, then one more."""
+    """All traffic to stable, legacy routing on, the phase's features off.
+
+    One wave when the switch-off was prepared ahead (``standby_switch_off``):
+    its pin and the email fallback go out together. Otherwise traffic moves to
+    the stable version first and the switch-off follows in a second wave.
+    """
     env = observed.environments[environment]
     phase = _rollback_phase(spec, observed)
     result = RollbackPlan(mode=RollbackMode.IMMEDIATE, phase=phase, environment=environment)
@@ -164,9 +188,15 @@ def plan_immediate(
         )
         return result
     stable = env.versions[stable_id]
-    features = spec.phase(phase).features
-    off_vars, drop = _feature_switches(spec, features, stable)
-    pinned = live is not None and live.split == ((stable_id, 100.0),)
+    standby = standby_switch_off(spec, phase, environment, env.script, stable_id)
+    ready = env.version_with_tag(standby.tag) if standby else None
+    if ready is not None:
+        # prepared when the phase first took traffic: the pin is the switch-off, one deployment
+        target, off_vars, drop = ready, {}, []
+    else:
+        target = stable
+        off_vars, drop = _feature_switches(spec, spec.phase(phase).features, stable)
+    pinned = live is not None and live.split == ((target.id, 100.0),)
     first_wave: list[PlannedAction] = []
     switch_off = bool(off_vars or drop)
     if not pinned:
@@ -174,8 +204,8 @@ def plan_immediate(
             PinVersion(
                 environment=environment,
                 script=env.script,
-                version_id=stable_id,
-                version_number=stable.number,
+                version_id=target.id,
+                version_number=target.number,
                 message=None if switch_off else mark,
                 verify=not switch_off,  # the switch-off redeploys the split and verifies it
             )
@@ -184,7 +214,7 @@ def plan_immediate(
     if first_wave:
         result.waves.append(first_wave)
     if switch_off:
-        result.waves.append([_switch_off(environment, env.script, stable, off_vars, drop, mark)])
+        result.waves.append([_switch_off(environment, env.script, stable_id, off_vars, drop, mark)])
     already_marked = (
         live is not None
         and (live.mark or RolloutMark(phase=0, kind=MarkKind.ADVISORY)).kind is MarkKind.ROLLBACK
@@ -290,7 +320,7 @@ def plan_feature(
             continue
         off_vars, drop = _feature_switches(spec, [feature], version)
         if off_vars or drop:
-            wave.append(_switch_off(environment, env.script, version, off_vars, drop, mark))
+            wave.append(_switch_off(environment, env.script, version.id, off_vars, drop, mark))
     # each replacement redeploys the split: one after the other, never racing
     result.waves.extend([action] for action in wave)
     result.done = not wave
