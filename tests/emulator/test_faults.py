@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.emulator.helpers import SCRIPT, SCRIPT_NAME, client, create_version
-from tgk_deploy.emulator import Emulator, start
+from tgk_deploy.emulator import DEFAULT_ACCOUNT_ID, Emulator, start
 
 
 @pytest.fixture
@@ -125,3 +125,31 @@ def test_control_plane_calls_are_never_faulted_nor_logged(emulator):
     with httpx.Client(base_url=emulator.origin, verify=False) as http:
         assert http.get("/__emulator/faults").status_code == 200
     assert emulator.requests == []
+
+
+def test_a_held_call_waits_until_the_other_has_been_handled(emulator):
+    """Forced interleaving: the first POST is held until a second one lands, then goes on."""
+    import threading
+
+    from tests.fixtures.emulator import EMULATOR_TOKEN
+
+    emulator.state.seed_script("held")
+    path = f"/accounts/{DEFAULT_ACCOUNT_ID}/workers/scripts/held/deployments"
+    emulator.faults.hold_next("POST", f"...{path}", until=("GET", ".../versions"))
+    client = httpx.Client(
+        base_url=emulator.url, headers={"Authorization": f"Bearer {EMULATOR_TOKEN}"}
+    )
+    live = client.get(path).json()["result"]["deployments"][0]
+    held = threading.Thread(
+        target=lambda: client.post(
+            path, json={"strategy": "percentage", "versions": live["versions"]}
+        )
+    )
+    held.start()
+    held.join(0.3)
+    assert held.is_alive()  # still held: nothing released it yet
+    client.get(path.replace("deployments", "versions"))
+    held.join(5)
+    assert not held.is_alive()
+    order = [(r.method, r.path.split("/")[-1]) for r in emulator.requests]
+    assert order == [("GET", "deployments"), ("GET", "versions"), ("POST", "deployments")]

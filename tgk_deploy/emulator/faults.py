@@ -7,7 +7,8 @@ answer with an error, drop the connection, or run the call and then drop
 second version unless the client looks before it retries.
 
 Order of precedence: one-shot faults (``fail_next``) first, then the Nth
-mutation hook, then the random rates. Random draws come from one
+mutation hook, then the random rates. ``hold_next`` forces an interleaving
+apart from all of these: one call waits until another has been handled. Random draws come from one
 ``random.Random(seed)``: the same requests in the same order meet the same
 faults.
 """
@@ -48,6 +49,35 @@ class Fault:
 class Decision:
     latency_s: float
     fault: Fault | None
+    hold: Hold | None = None  # wait for its release (before or after handling the call)
+    releases: tuple[threading.Event, ...] = ()  # set once this call has been handled
+
+
+@dataclass
+class Hold:
+    """Keep one call back until another has been handled, or a test says: forced interleavings.
+
+    ``after``: the call changes state first and only its answer is held (a
+    test can then kill the client, as if it died right after the call).
+    ``arrived`` is set when the held call is waiting; ``released`` lets it go
+    on; ``drop`` set before releasing closes its connection instead.
+    """
+
+    method: str
+    pattern: str
+    until_method: str | None
+    until_pattern: str | None
+    timeout_s: float
+    skip: int = 0  # matching calls to let through first
+    after: bool = False
+    drop: bool = False
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    taken: bool = False
+
+    def wait(self) -> None:
+        self.arrived.set()
+        self.released.wait(self.timeout_s)
 
 
 @dataclass
@@ -105,6 +135,7 @@ class Faults:
     _rates: _Rates = field(default_factory=_Rates)
     _scheduled: list[_Scheduled] = field(default_factory=list)
     _nth: list[_NthMutation] = field(default_factory=list)
+    _holds: list[Hold] = field(default_factory=list)
     injected: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -122,6 +153,9 @@ class Faults:
             self._rates = _Rates()
             self._scheduled.clear()
             self._nth.clear()
+            for hold in self._holds:
+                hold.released.set()  # never leave a call hanging across a reset
+            self._holds.clear()
             self.injected.clear()
 
     def set_latency(self, ms: float, *, jitter_ms: float = 0.0) -> None:
@@ -193,6 +227,35 @@ class Faults:
         with self._lock:
             self._nth.append(_NthMutation(n, fault))
 
+    def hold_next(
+        self,
+        method: str,
+        path: str,
+        *,
+        until: tuple[str, str] | None = None,
+        skip: int = 0,
+        after: bool = False,
+        timeout_s: float = 10.0,
+    ) -> Hold:
+        """Hold the next ``method path`` call (after ``skip`` others) until ``until`` is handled.
+
+        The held call then goes on: it lands after the other, whatever the
+        clients' timing. Without ``until`` only the test releases it
+        (``hold.released.set()``); ``timeout_s`` bounds the wait either way.
+        """
+        hold = Hold(
+            method.upper(),
+            path,
+            until[0].upper() if until else None,
+            until[1] if until else None,
+            timeout_s,
+            skip=skip,
+            after=after,
+        )
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
     def _schedule(self, method: str, path: str, fault: Fault, times: int) -> None:
         if times < 1:
             raise ValueError("times must be >= 1")
@@ -210,7 +273,30 @@ class Faults:
             fault = self._pick(method, path)
             if fault is not None:
                 self.injected.append(f"{method} {strip_prefix(path)}: {fault.describe()}")
-            return Decision(latency / 1000.0, fault)
+            held = None
+            for hold in self._holds:
+                if hold.taken or hold.method not in ("*", method):
+                    continue
+                if not path_matches(hold.pattern, path):
+                    continue
+                if hold.skip:
+                    hold.skip -= 1
+                    continue
+                held = hold
+                break
+            if held is not None:
+                held.taken = True
+                self.injected.append(f"{method} {strip_prefix(path)}: held")
+            releases = tuple(
+                h.released
+                for h in self._holds
+                if h is not held
+                and h.until_method in ("*", method)
+                and h.until_pattern is not None
+                and path_matches(h.until_pattern, path)
+            )
+            self._holds = [h for h in self._holds if not (h.taken and h.released.is_set())]
+            return Decision(latency / 1000.0, fault, hold=held, releases=releases)
 
     def _pick(self, method: str, path: str) -> Fault | None:
         for scheduled in self._scheduled:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tgk_deploy.emulator.faults import API_PREFIX, Fault, Faults
+from tgk_deploy.emulator.faults import API_PREFIX, Fault, Faults, Hold
 from tgk_deploy.emulator.routes import Api, Response, error_envelope, parse_request
 from tgk_deploy.emulator.state import Clock, EmulatorState, wall_clock
 
@@ -76,9 +76,13 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         is_api = request.path.startswith(API_PREFIX)
         fault: Fault | None = None
+        hold: Hold | None = None
+        releases: tuple[threading.Event, ...] = ()
         if is_api:
             decision = emulator.faults.decide(request.method, request.path)
-            fault = decision.fault
+            fault, releases, hold = decision.fault, decision.releases, decision.hold
+            if hold is not None and not hold.after:
+                hold.wait()
             if decision.latency_s:
                 time.sleep(decision.latency_s)
         response: Response | None
@@ -88,6 +92,13 @@ class _Handler(BaseHTTPRequestHandler):
             response = emulator.api.handle(request)
             if fault is not None:
                 response = self._faulted(fault)
+        for released in releases:  # a call held until this one was handled goes on now
+            released.set()
+        if hold is not None:
+            if hold.after:
+                hold.wait()  # applied; the answer waits (the client may be killed meanwhile)
+            if hold.drop:
+                response = None
         if is_api:  # logged before answering: a test that saw the answer sees the entry
             emulator.log.add(
                 LoggedRequest(
