@@ -99,8 +99,10 @@ class Receivers:
         self.world = world
         self.started: list[Receiver] = []
 
-    def start(self, *, max_body: int = 1024 * 1024, **settings: Any) -> Receiver:
-        base = self.world.context(run_id=new_run_id())
+    def start(
+        self, *, max_body: int = 1024 * 1024, context: dict[str, Any] | None = None, **settings: Any
+    ) -> Receiver:
+        base = self.world.context(run_id=new_run_id(), **(context or {}))
         base.journal.start_run(base.run_id, "serve")
         log: list[dict[str, Any]] = []
         settings.setdefault("max_age", timedelta(hours=1))

@@ -68,6 +68,29 @@ def test_ten_deliveries_to_two_receivers_at_once_make_one_rollback(world, alert_
     assert stable_only(world)
 
 
+def test_an_ha_pair_on_two_hosts_makes_one_rollback_when_one_is_the_standby(
+    world, alert_receivers, tmp_path
+):
+    from tgk_deploy.journal.store import Journal
+
+    run_to(world, 1, "canary-10")
+    before = mutations(world)
+    other_host = Journal(tmp_path / "other-host" / "journal.sqlite")  # its own run lock
+    primary = alert_receivers.start()
+    standby = alert_receivers.start(
+        context={"journal": other_host}, standby=timedelta(milliseconds=500)
+    )
+    body = webhook(alert(1, "delivery-rate-low", starts_at=world.clock.now()))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda receiver: receiver.post(body), (standby, primary)))
+
+    [first], [second] = primary.wait(), standby.wait()
+    assert (first.outcome, second.outcome, second.reason) == ("acted", "ignored", "already-done")
+    assert mutations(world)["deployments"] - before["deployments"] == 1
+    other_host.close()
+
+
 def test_a_feature_rollback_switches_the_feature_off_once(world, alert_receivers):
     run_to(world, 2, "canary-25")
     receiver = alert_receivers.start()
@@ -194,3 +217,28 @@ def test_stopping_finishes_the_rollback_in_progress(world, alert_receivers):
     [handled] = receiver.responder.handled
     assert handled.outcome == "acted"
     assert stable_only(world)
+
+
+def test_people_are_told_as_advance_tells_them_and_a_repeat_tells_nobody(
+    world, alert_receivers, receivers
+):
+    from tests.engine.test_notify import notifier_for
+
+    run_to(world, 1, "canary-10")
+    slack, pagerduty = receivers("ok"), receivers("ok")
+    receiver = alert_receivers.start(context={"notifier": notifier_for(slack.url, pagerduty.url)})
+    body = webhook(
+        alert(1, "delivery-rate-low", starts_at=world.clock.now(), name="EmailDeliveryFailing")
+    )
+
+    receiver.post(body)
+    receiver.wait()
+    sent = len(slack.requests)
+    receiver.post(body)
+    receiver.wait()
+
+    texts = [r.body["text"] for r in slack.requests]
+    assert any("EmailDeliveryFailing fired" in t for t in texts)
+    assert any("started" in t for t in texts) and any("rolled back" in t for t in texts)
+    assert [r.body["event_action"] for r in pagerduty.requests].count("resolve") == 1
+    assert len(slack.requests) == sent  # the repeat found it done: nobody is paged again

@@ -32,6 +32,13 @@ def serve(
     max_age: Annotated[
         str, typer.Option("--max-age", help="Ignore alerts that started longer ago than this.")
     ] = "1h",
+    standby: Annotated[
+        str,
+        typer.Option(
+            "--standby",
+            help="Wait this long before acting (the second of an HA pair on another host).",
+        ),
+    ] = "0",
     max_body: Annotated[
         int, typer.Option("--max-body", min=1024, help="Largest webhook body read, in bytes.")
     ] = 1024 * 1024,
@@ -60,12 +67,17 @@ def serve(
     from tgk_deploy.receiver.service import parse_listen, serving
     from tgk_deploy.spec.models import parse_duration
 
-    try:
-        age = parse_duration(max_age)
-    except ValueError as error:
-        raise ConfigError(f"--max-age {max_age!r}: {error}") from None
+    durations = {}
+    for flag, value in (("--max-age", max_age), ("--standby", standby)):
+        try:
+            durations[flag] = parse_duration(value)
+        except ValueError as error:
+            raise ConfigError(f"{flag} {value!r}: {error}") from None
     settings = Settings(
-        environments=frozenset(environment or ["production"]), max_age=age, dry_run=dry_run
+        environments=frozenset(environment or ["production"]),
+        max_age=durations["--max-age"],
+        standby=durations["--standby"],
+        dry_run=dry_run,
     )
     credentials = Credentials.from_env(os.environ)
     lock = threading.Lock()

@@ -44,6 +44,9 @@ class Settings:
     max_age: timedelta = timedelta(hours=1)
     dry_run: bool = False
     lock_wait: float = 900.0  # seconds a response waits for another run's lock
+    # the second of an HA pair on another host (no shared run lock) waits this long, so that
+    # it finds the first one's response done and acts only if the first did not
+    standby: timedelta = timedelta(0)
 
 
 class Handled(BaseModel):
@@ -155,6 +158,10 @@ class Responder:
             return
         target = decision.target
         assert target is not None
+        if settings.standby:
+            # wall time, not the engine's clock: this is about the other receiver's progress
+            remaining = settings.standby.total_seconds() - (time.monotonic() - arrived)
+            self._stopping.wait(max(0.0, remaining))
         ctx = replace(self.base, run_id=new_run_id(), pending=[])
         try:
             with self._run_lock(ctx):
