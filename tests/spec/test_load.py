@@ -191,7 +191,7 @@ MALFORMED_PHASES = [
         ),
         9,
         "steps[0].actions[0].put_secret.value",
-        "unknown field",
+        "use from_env: NAME",
     ),
     (
         "secret-without-source",
@@ -238,8 +238,8 @@ MALFORMED_PHASES = [
             "      - deploy: {percentage: 10}",
             "      - deploy: {percentage: 10}\n      - approval: {message: ok}",
         ),
-        12,
-        "steps[1].actions",
+        14,
+        "steps[1].actions[1].approval",
         "first action",
     ),
     (

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from tgk_deploy.errors import SpecError, SpecProblem
+from tgk_deploy.spec.explain import explain
 from tgk_deploy.spec.models import (
     DeployAction,
     ExportD1Action,
@@ -27,151 +26,20 @@ from tgk_deploy.spec.models import (
     Spec,
     TrafficAction,
 )
+from tgk_deploy.spec.source import Located, read_yaml
 
 PROJECT_FILE_NAMES = ("tgk-deploy.yaml", "tgk-deploy.yml")
-PathKey = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass
-class Located:
-    """Plain data from one YAML file plus the (line, column) of every path in it."""
-
-    file: str
-    data: Any
-    positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
-    problems: list[SpecProblem] = field(default_factory=list)
-
-    def where(self, path: Sequence[str | int]) -> tuple[int, int]:
-        """Position of the deepest part of ``path`` present in the file."""
-        best: PathKey = ()
-        for element in path:
-            candidate = (*best, element)
-            if candidate in self.positions:
-                best = candidate
-        return self.positions.get(best, (1, 1))
-
-    def resolve(self, path: Sequence[str | int]) -> PathKey:
-        """Drop the union tags pydantic adds to error paths, keep what is in the file."""
-        kept: PathKey = ()
-        for element in path:
-            if (*kept, element) in self.positions:
-                kept = (*kept, element)
-        return kept
-
-    def problem(self, path: Sequence[str | int], message: str) -> SpecProblem:
-        line, column = self.where(path)
-        return SpecProblem(self.file, line, column, dotted(self.resolve(path)), message)
-
-
-def dotted(path: Sequence[str | int]) -> str:
-    text = ""
-    for element in path:
-        text += f"[{element}]" if isinstance(element, int) else (f".{element}" if text else element)
-    return text
-
-
-def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
-
-
-def _to_data(node: yaml.Node, path: PathKey, located: Located) -> Any:
-    located.positions[path] = _mark(node)
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _to_data(key_node, (*path, "<key>"), located)
-            if not isinstance(key, str | int | bool | float) or key is None:
-                located.problems.append(
-                    SpecProblem(located.file, *_mark(key_node), dotted(path), "keys must be text")
-                )
-                continue
-            key = str(key) if not isinstance(key, str) else key
-            if key in result:
-                first_line = located.positions[(*path, key)][0]
-                located.problems.append(
-                    SpecProblem(
-                        located.file,
-                        *_mark(key_node),
-                        dotted((*path, key)),
-                        f"duplicate key {key!r} (first at line {first_line})",
-                    )
-                )
-                continue
-            located.positions[(*path, key)] = _mark(key_node)
-            result[key] = _to_data(value_node, (*path, key), located)
-            located.positions[(*path, key)] = _mark(key_node)
-        located.positions.pop((*path, "<key>"), None)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_data(item, (*path, i), located) for i, item in enumerate(node.value)]
-    return _SCALARS.construct_object(node, deep=True)
-
-
-_SCALARS = yaml.constructor.SafeConstructor()
-_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster, same marks
-
-
-def read_yaml(path: Path) -> Located:
-    """Parse one file; syntax errors become problems, never exceptions."""
-    located = Located(file=str(path), data=None)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        located.problems.append(SpecProblem(str(path), 1, 1, "", f"cannot read: {error.strerror}"))
-        return located
-    try:
-        node = yaml.compose(text, Loader=_FAST_LOADER)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = " ".join(str(part) for part in (error.context, error.problem) if part)
-        located.problems.append(SpecProblem(str(path), line, column, "", f"YAML: {reason}"))
-        return located
-    except yaml.YAMLError as error:
-        located.problems.append(SpecProblem(str(path), 1, 1, "", f"YAML: {error}"))
-        return located
-    if node is None:
-        located.problems.append(SpecProblem(str(path), 1, 1, "", "the file is empty"))
-        return located
-    located.data = _to_data(node, (), located)
-    if not isinstance(located.data, dict):
-        located.problems.append(SpecProblem(str(path), 1, 1, "", "the top level must be a mapping"))
-        located.data = None
-    return located
-
-
-def _explain(error: dict[str, Any]) -> str:
-    kind = error["type"]
-    if kind == "missing":
-        return f"required field {error['loc'][-1]!r} is missing"
-    if kind == "extra_forbidden":
-        return f"unknown field {error['loc'][-1]!r}"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
-
-
 def validate_model(located: Located, model: type[M]) -> M | None:
+    """The located data as ``model``, or None with every error located and explained."""
     if located.data is None:
         return None
     try:
         return model.model_validate(located.data)
     except ValidationError as error:
-        for detail in error.errors():
-            loc = detail["loc"]
-            if detail["type"] == "missing":
-                # point at the mapping that lacks the field, name the field in the path
-                problem = located.problem(loc[:-1], _explain(detail))
-                problem = SpecProblem(
-                    problem.file,
-                    problem.line,
-                    problem.column,
-                    dotted((*located.resolve(loc[:-1]), loc[-1])),
-                    problem.message,
-                )
-            else:
-                problem = located.problem(loc, _explain(detail))
-            located.problems.append(problem)
+        located.problems += [explain(model, located, detail) for detail in error.errors()]
         return None
 
 

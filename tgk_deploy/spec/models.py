@@ -14,18 +14,21 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     PlainSerializer,
+    Strict,
     StringConstraints,
     Tag,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 # --------------------------------------------------------------------------- scalars
 
@@ -35,9 +38,14 @@ DURATION_PATTERN = r"^(0|(\d+[wdhms])+)$"
 
 
 def parse_duration(value: Any) -> timedelta:
-    """'90s', '10m', '1h30m', '2d', '1w' -> timedelta. Bare numbers are refused: units matter."""
+    """'90s', '10m', '1h30m', '2d', '1w' -> timedelta. Bare numbers are refused: units matter.
+
+    Zero needs no unit, so ``0`` and ``"0"`` are the same; ``false`` is not a duration.
+    """
     if isinstance(value, timedelta):
         return value
+    if type(value) is int and value == 0:
+        return timedelta(0)
     if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value.strip()):
         raise ValueError(
             f"{value!r} is not a duration: write a number with a unit, e.g. 30s, 10m, 1h30m, 2d"
@@ -66,17 +74,33 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["10m", "48h"]}),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"const": 0}],
+            "examples": ["10m", "48h"],
+        }
+    ),
 ]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0 s: nothing can answer in no time")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 
 ENV_REF_PATTERN = r"^\$\{[A-Z_][A-Z0-9_]*\}$"
 
 
 def _check_env_ref(value: Any) -> Any:
     if isinstance(value, str) and not re.fullmatch(ENV_REF_PATTERN, value):
+        # never echo the value: people paste the credential itself here
         raise ValueError(
-            f"{value!r} is not an environment-variable reference: write ${{NAME}}, "
-            "NAME in capitals, e.g. ${CLOUDFLARE_ACCOUNT_ID}"
+            "not an environment-variable reference (value not shown: it may be a credential); "
+            "write ${NAME}, NAME in capitals, e.g. ${CLOUDFLARE_ACCOUNT_ID}, and set NAME "
+            "in the environment"
         )
     return value
 
@@ -95,7 +119,12 @@ def env_ref_name(ref: str) -> str:
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 VarName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
-Percent = Annotated[int, Field(ge=0, le=100)]
+# Numbers and flags are strict: `true` is not 1, "10" is not 10, and a threshold of
+# .nan or .inf would make a rule that can never fire.
+Integer = Annotated[int, Strict()]
+Percent = Annotated[int, Strict(), Field(ge=0, le=100)]
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Flag = Annotated[bool, Strict()]
 
 
 def _var_to_text(value: Any) -> Any:
@@ -146,7 +175,7 @@ class MinimumSample(StrictModel):
     """Below this many events the numbers say nothing: the verdict is inconclusive."""
 
     query: str = Field(description="PromQL returning the number of events in the window")
-    count: float = Field(gt=0)
+    count: Number = Field(gt=0)
 
 
 QUERY_PLACEHOLDERS = ("candidate", "stable")
@@ -181,7 +210,7 @@ class MetricCheck(StrictModel):
     description: str = ""
     query: PromQL
     op: Comparison
-    threshold: float
+    threshold: Number
     relative_to: PromQL | None = None
     for_: Duration | None = Field(default=None, alias="for")
     min_sample: MinimumSample | None = None
@@ -262,7 +291,7 @@ class DeleteSecretParams(StrictModel):
 
 class EmailRuleParams(StrictModel):
     rule: Literal["worker", "legacy"]
-    enabled: bool
+    enabled: Flag
 
 
 class ExportD1Params(StrictModel):
@@ -380,7 +409,7 @@ class Step(StrictModel):
     bake: Duration = Field(
         default=timedelta(0), description="minimum time after this step before the next one"
     )
-    require_success: bool = Field(
+    require_success: Flag = Field(
         default=False, description="the phase's success criteria must pass before this step"
     )
 
@@ -389,7 +418,12 @@ class Step(StrictModel):
     def _approval_first(cls, actions: list[StrictModel]) -> list[StrictModel]:
         for index, action in enumerate(actions):
             if isinstance(action, ApprovalAction) and index != 0:
-                raise ValueError("an approval must be the step's first action")
+                # ``at`` points the loader at the approval itself, not at ``actions:``
+                raise PydanticCustomError(
+                    "approval_not_first",
+                    "an approval must be the step's first action (this is action {number})",
+                    {"number": index + 1, "at": (index, "approval")},
+                )
         return actions
 
     @property
@@ -400,11 +434,11 @@ class Step(StrictModel):
 
 class Phase(StrictModel):
     schema_: str | None = Field(default=None, alias="$schema", exclude=True)
-    phase: int = Field(ge=1, description="the phase number; phases run in order")
+    phase: Integer = Field(ge=1, description="the phase number; phases run in order")
     name: Slug
     summary: str
     risk: Risk
-    requires: list[int] = Field(default_factory=list)
+    requires: list[Integer] = Field(default_factory=list)
     features: list[Slug] = Field(
         default_factory=list,
         description="features this phase switches on; its rollback switches them off",
@@ -441,7 +475,7 @@ class PrometheusSpec(StrictModel):
     bearer_token: EnvRef | None = None
     username: EnvRef | None = None
     password: EnvRef | None = None
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
 
 
 class FeatureSpec(StrictModel):
@@ -527,7 +561,7 @@ class NotificationsSpec(StrictModel):
 
     slack: SlackSpec | None = None
     pagerduty: PagerDutySpec | None = None
-    timeout: Duration = Field(
+    timeout: PositiveDuration = Field(
         default=timedelta(seconds=2), description="total time allowed for all sends together"
     )
 
