@@ -2,84 +2,138 @@
 
 Command modules import only typer and the standard library at the top; each
 command imports the library parts it needs inside its body, so that
-``--help`` and ``validate`` stay fast and never load the Cloudflare SDK.
+``--help`` and ``validate`` stay fast and never load the Cloudflare SDK. This
+module itself imports no typer until the app is needed: ``--version`` and a
+cached ``--help`` are answered by ``help_cache`` alone.
 """
 
 from __future__ import annotations
 
-import typer
+import sys
 
 from tgk_deploy import __version__
-from tgk_deploy.cli import (
-    advance,
-    bundle,
-    destroy,
-    emulator,
-    export,
-    gate,
-    history,
-    plan,
-    rehearse,
-    rollback,
-    runbook,
-    schema,
-    serve,
-    status,
-    validate,
-)
 
-app = typer.Typer(
-    name="tgk-deploy",
-    help=(
-        "Phased, metric-gated rollouts of the tgk Email Worker on Cloudflare, "
-        "and rollbacks that never wait.\n\n"
-        "Exit codes: 0 ok, 1 failed/trigger fired, 2 bad input, 3 inconclusive, "
-        "4 refused (bake, approval, earlier phase), 5 conflict, 6 Cloudflare API error."
-    ),
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+TYPE_CHECKING = False  # not typing's: importing typing costs a --help answered from cache
+if TYPE_CHECKING:
+    import typer
+
+_app: typer.Typer | None = None
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"tgk-deploy {__version__}")
-        raise typer.Exit()
+def build_app() -> typer.Typer:
+    """The Typer app with every command registered (built once, on first use)."""
+    global _app
+    if _app is not None:
+        return _app
+    import typer
+
+    from tgk_deploy.cli import (
+        advance,
+        bundle,
+        destroy,
+        emulator,
+        export,
+        gate,
+        history,
+        plan,
+        rehearse,
+        rollback,
+        runbook,
+        schema,
+        serve,
+        status,
+        validate,
+    )
+
+    app = typer.Typer(
+        name="tgk-deploy",
+        help=(
+            "Phased, metric-gated rollouts of the tgk Email Worker on Cloudflare, "
+            "and rollbacks that never wait.\n\n"
+            "Exit codes: 0 ok, 1 failed/trigger fired, 2 bad input, 3 inconclusive, "
+            "4 refused (bake, approval, earlier phase), 5 conflict, 6 Cloudflare API error."
+        ),
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+    def _version(value: bool) -> None:
+        if value:
+            typer.echo(f"tgk-deploy {__version__}")
+            raise typer.Exit()
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False,
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ) -> None:
+        """Phased, metric-gated rollouts of the tgk Email Worker on Cloudflare."""
+
+    for module in (
+        validate,
+        schema,
+        plan,
+        status,
+        advance,
+        rollback,
+        serve,
+        gate,
+        history,
+        export,
+        bundle,
+        destroy,
+        emulator,
+        rehearse,
+        runbook,
+    ):
+        module.register(app)
+    _app = app
+    return app
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """Phased, metric-gated rollouts of the tgk Email Worker on Cloudflare."""
-
-
-for module in (
-    validate,
-    schema,
-    plan,
-    status,
-    advance,
-    rollback,
-    serve,
-    gate,
-    history,
-    export,
-    bundle,
-    destroy,
-    emulator,
-    rehearse,
-    runbook,
-):
-    module.register(app)
+def __getattr__(name: str) -> object:
+    if name == "app":  # ``from tgk_deploy.cli.app import app`` (tests, typer's CliRunner)
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
-    app()
+    """The console script: cached ``--help``/``--version`` first, Typer for everything else."""
+    import os
+
+    from tgk_deploy.cli import help_cache
+
+    argv = sys.argv[1:]
+    if help_cache.answer(argv):
+        return
+    # pydantic looks for plugins in every installed package's metadata before its first
+    # model: a tenth of a rollback's start-up; this CLI uses none (set it to "" to allow them)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    app = build_app()
+    if not help_cache.cacheable(argv):
+        app()
+        return
+    import contextlib
+    import io
+
+    rendered = io.StringIO()
+    code: object = 0
+    with contextlib.redirect_stdout(rendered):
+        try:
+            app()
+        except SystemExit as exit_:
+            code = exit_.code
+    sys.stdout.write(rendered.getvalue())
+    if code in (0, None):
+        help_cache.store(argv, rendered.getvalue())
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ pipe or CI log one line per event. Always on stderr: stdout is for the result.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -41,12 +42,16 @@ class EventPrinter:
     def __init__(self, out: Output, title: str = "tgk-deploy") -> None:
         self.out = out
         self.title = title
-        self.interactive = out.errors.is_terminal
         self.verdicts: dict[tuple[int, str], Any] = {}
         self.waiting = ""
         self.until: datetime | None = None
         self.split = ""
         self._live: Live | None = None
+
+    @functools.cached_property
+    def interactive(self) -> bool:
+        """A terminal gets the live view (asked on the first event: rich loads then)."""
+        return self.out.errors.is_terminal
 
     def __call__(self, event: Event) -> None:
         if event.kind == "verdict" and "verdict" in event.data:

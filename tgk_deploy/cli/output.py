@@ -10,10 +10,12 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from tgk_deploy.cli.options import OutputFormat
 from tgk_deploy.errors import ExitCode, SpecError, TgkError
@@ -23,10 +25,22 @@ R = TypeVar("R")
 
 
 class Output:
+    """Rich is imported on the first print, not before: a rollback's reads go out first."""
+
     def __init__(self, fmt: OutputFormat = OutputFormat.TEXT) -> None:
         self.format = fmt
-        self.console = Console(highlight=False, soft_wrap=True)
-        self.errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    @functools.cached_property
+    def console(self) -> Console:
+        from rich.console import Console
+
+        return Console(highlight=False, soft_wrap=True)
+
+    @functools.cached_property
+    def errors(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True)
 
     @property
     def json(self) -> bool:
@@ -71,7 +85,7 @@ def reports(command: Callable[P, R]) -> Callable[P, R]:
             Output(fmt if isinstance(fmt, OutputFormat) else OutputFormat.TEXT).error(error)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
-            Console(stderr=True).print("interrupted")
+            Output().errors.print("interrupted")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
 
     return wrapper

@@ -48,7 +48,6 @@ def rollback(
 ) -> None:
     """Roll back now: never waits on metrics or needs the journal; re-running finishes a partial one."""
     from tgk_deploy.cli.live import EventPrinter
-    from tgk_deploy.engine import rollback as engine
     from tgk_deploy.engine.context import open_context
     from tgk_deploy.errors import ConfigError
 
@@ -77,7 +76,11 @@ def rollback(
         timeout=timeout,
         with_metrics="optional" if gradual else False,
         events=EventPrinter(out),
+        observe_first=[environment] if immediate else None,
     ) as ctx:
+        # imported while the immediate rollback's first reads are in flight
+        from tgk_deploy.engine import rollback as engine
+
         if immediate:
             report = engine.immediate(ctx, dry_run=dry_run, environment=environment)
         elif gradual:

@@ -18,6 +18,7 @@ from tgk_deploy.cli.output import Output, reports
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from tgk_deploy.planner.observed import ObservedState
     from tgk_deploy.planner.status import StatusReport
 
 
@@ -45,13 +46,13 @@ def status(
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """What is live now on Cloudflare: split, phase and step, secret names, flags, email rules."""
+    from concurrent.futures import ThreadPoolExecutor
     from datetime import UTC, datetime
 
     from tgk_deploy.cloudflare.api import CloudflareAPI
     from tgk_deploy.cloudflare.observe import observe
     from tgk_deploy.engine.context import load_project_spec
     from tgk_deploy.errors import ConfigError
-    from tgk_deploy.planner.status import status_report
 
     spec, _ = load_project_spec(project)
     names = list(spec.project.environments)
@@ -62,16 +63,25 @@ def status(
     out = Output(output)
     with CloudflareAPI.from_env(spec.project, timeout=timeout) as api:
 
-        def read() -> StatusReport:
-            observed = observe(
+        def reads() -> ObservedState:
+            return observe(
                 api, spec.project, now=datetime.now(UTC), environments=names, with_versions=False
             )
-            return status_report(spec, observed)
 
         if watch is None or out.json:
-            report = read()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="status") as pool:
+                first = pool.submit(reads)
+                # imported while the first reads are in flight, not before they go out
+                from tgk_deploy.planner.status import status_report
+
+                report = status_report(spec, first.result())
             out.emit(report, lambda console: draw_status(console, report))
             return
+        from tgk_deploy.planner.status import status_report
+
+        def read() -> StatusReport:
+            return status_report(spec, reads())
+
         _watch(out, read, watch)
 
 

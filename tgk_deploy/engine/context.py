@@ -22,6 +22,8 @@ from tgk_deploy.spec.load import find_project_file, load_spec
 from tgk_deploy.spec.models import Spec
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from tgk_deploy.cloudflare.api import CloudflareAPI
     from tgk_deploy.journal.store import Journal
     from tgk_deploy.notify import Notifier
@@ -57,6 +59,9 @@ class Context:
     backups: Path | None = None  # default: backups/ beside the project file
     notifier: Notifier | None = None
     pending: list[Any] = field(default_factory=list)
+    early: dict[tuple[tuple[str, ...], bool], Future[ObservedState]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def bundle_dir(self) -> Path:
@@ -102,10 +107,31 @@ class Context:
     def scripts(self) -> dict[str, str]:
         return {name: env.script for name, env in self.spec.project.environments.items()}
 
+    def observe_soon(self, environments: list[str] | None = None, *, details: bool = True) -> None:
+        """Send ``observe``'s reads now, on a thread; ``observe`` with the same arguments takes them.
+
+        A command imports what it needs after the first round trip (planner,
+        applier, rich) while that round trip is in flight, instead of before it.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observe")
+        key = (tuple(environments or ()), details)
+        self.early[key] = pool.submit(self._observe, environments, details, True)
+        pool.shutdown(wait=False)  # the thread ends with its reads
+
     def observe(
         self, environments: list[str] | None = None, *, details: bool = True, require: bool = True
     ) -> ObservedState:
         """What Cloudflare says now, plus the local D1 backups already taken."""
+        early = self.early.pop((tuple(environments or ()), details), None) if require else None
+        if early is not None:
+            return early.result()
+        return self._observe(environments, details, require)
+
+    def _observe(
+        self, environments: list[str] | None, details: bool, require: bool
+    ) -> ObservedState:
         from tgk_deploy.cloudflare.observe import observe
 
         observed = observe(
@@ -181,13 +207,19 @@ def open_context(
     with_journal: bool = True,
     events: Callable[[Event], None] | None = None,
     allow_force: bool = False,
+    observe_first: list[str] | None = None,
 ) -> Iterator[Context]:
-    """A context on the real (or ``CLOUDFLARE_API_BASE_URL``) API, from the environment."""
+    """A context on the real (or ``CLOUDFLARE_API_BASE_URL``) API, from the environment.
+
+    ``observe_first``: these environments' reads (without version details, as
+    an immediate rollback wants them) go out as soon as the client exists and
+    the input is known good, before the notifier and the journal are opened;
+    ``ctx.observe(observe_first, details=False)`` takes the answer.
+    """
     import getpass
     import os
 
     from tgk_deploy.cloudflare.api import CloudflareAPI
-    from tgk_deploy.journal.store import Journal, journal_path
 
     spec, project_dir = load_project_spec(project_file)
     with ExitStack() as stack:
@@ -205,10 +237,21 @@ def open_context(
                 # a gradual rollback watches triggers if it can, and goes on if it cannot
                 if events is not None:
                     events(Event("note", f"no trigger checks: {error.message}"))
+        ctx = Context(
+            spec=spec,
+            project_dir=project_dir,
+            api=api,
+            metrics=metrics,
+            events=events or (lambda event: None),
+            allow_force=allow_force,
+            operator=os.environ.get("TGK_DEPLOY_OPERATOR") or getpass.getuser(),
+        )
+        if observe_first is not None:
+            ctx.observe_soon(observe_first, details=False)
+        from tgk_deploy.journal.store import Journal, journal_path
         from tgk_deploy.notify import Notifier
 
-        notifier = stack.enter_context(Notifier.from_project(spec.project))
-        journal = None
+        ctx.notifier = stack.enter_context(Notifier.from_project(spec.project))
         if with_journal:
             path = journal_path(project_dir, spec.project.journal)
 
@@ -217,22 +260,11 @@ def open_context(
                     events(Event("note", f"{message} (history only: the run goes on)"))
 
             try:
-                journal = stack.enter_context(Journal(path, on_failure=journal_failed))
+                ctx.journal = stack.enter_context(Journal(path, on_failure=journal_failed))
             except (OSError, sqlite3.Error) as error:
                 # the journal is history, never a precondition: a rollback goes on without it
                 if events is not None:
                     events(Event("note", f"journal {path} unavailable ({error}); not recording"))
-        ctx = Context(
-            spec=spec,
-            project_dir=project_dir,
-            api=api,
-            metrics=metrics,
-            journal=journal,
-            events=events or (lambda event: None),
-            allow_force=allow_force,
-            operator=os.environ.get("TGK_DEPLOY_OPERATOR") or getpass.getuser(),
-            notifier=notifier,
-        )
         try:
             yield ctx
         finally:
