@@ -164,9 +164,11 @@ class Applier:
             update={"kind": MarkKind.VERSION, "run_id": self.ctx.run_id}
         ).render()
 
-    def _newer(self, environment: str, history: list[Deployment]) -> list[Deployment]:
-        """Deployments that landed after the one this run expects (newest first)."""
-        expected = self.expected_live.get(environment)
+    def _newer(
+        self, environment: str, history: list[Deployment], since: str | None = None
+    ) -> list[Deployment]:
+        """Deployments that landed after ``since`` (default: the one this run expects)."""
+        expected = since or self.expected_live.get(environment)
         ids = [d.id for d in history]
         if expected is None:
             return history
@@ -175,14 +177,19 @@ class Applier:
         return history[: ids.index(expected)]
 
     def _judge(
-        self, environment: str, history: list[Deployment], ours: str | None = None
+        self,
+        environment: str,
+        history: list[Deployment],
+        ours: str | None = None,
+        since: str | None = None,
     ) -> Deployment | None:
         """Stop unless everything newer than expected is ours or a claim; rollbacks win.
 
-        ``ours``: a deployment this run just made (the check after a change).
+        ``ours``: a deployment this run just made, ``since`` what was expected
+        before it (the check after a change looks at what landed around it).
         """
         live = history[0] if history else None
-        for deployment in self._newer(environment, history):
+        for deployment in self._newer(environment, history, since):
             mark = deployment.mark
             if deployment.id == ours or (mark is not None and mark.run_id == self.ctx.run_id):
                 continue
@@ -216,10 +223,13 @@ class Applier:
             return history[0] if history else None
         return self._judge(environment, history)
 
-    def _check_after(self, environment: str, ours: str | None = None) -> None:
+    def _check_after(
+        self, environment: str, ours: str | None = None, since: str | None = None
+    ) -> None:
         """Re-read right after a change: a rollback that landed meanwhile wins."""
         if self.guard:
-            self._judge(environment, self.ctx.api.deployments(self._script(environment)), ours)
+            history = self.ctx.api.deployments(self._script(environment))
+            self._judge(environment, history, ours, since)
 
     def _stand_aside(
         self, environment: str, rollback: Deployment, ours: str | None
@@ -270,9 +280,9 @@ class Applier:
         )
         with self._lock:
             self.claimed[environment] = deployment.id
-            self.expected_live[environment] = deployment.id
+            since, self.expected_live[environment] = self.expected_live[environment], deployment.id
             self.live_split[environment] = live.shares
-        self._check_after(environment, deployment.id)
+        self._check_after(environment, deployment.id, since)
 
     def _check_claim(self, environment: str, history: list[Deployment]) -> None:
         """The oldest claim on this step since its base that has not lapsed must be ours."""
@@ -329,13 +339,14 @@ class Applier:
         for _attempt in range(3):
             deployment = self.ctx.api.deploy(script, wanted, message=message, allow_force=force)
             with self._lock:
+                since = self.expected_live.get(environment)
                 self.expected_live[environment] = deployment.id
                 self.live_split[environment] = dict(wanted)
             if not verify:
                 return {"deployment": deployment.id, "split": dict(wanted), "verified": False}
             history = self.ctx.api.deployments(script)
             if self.guard:
-                self._judge(environment, history, deployment.id)
+                self._judge(environment, history, deployment.id, since)
             live = history[0] if history else None
             got = live.shares if live else {}
             want = {k: v for k, v in wanted.items() if v > 0}
