@@ -20,12 +20,20 @@ runner = CliRunner()
 TOKEN = "tok-SECRET-7f3a9"
 
 
+WORKER = {"environment": "production", "version_id": "v1", "isolate": "a1b2c3d4"}
+
+
 def phase_1_traffic(name: str, *, delivered: float, routing_errors: int) -> Case:
     case = SYNTHETIC.case(name)
     rate = 10.0
-    case.counter("tgk_email_delivery_total", rate * delivered, {"status": "delivered"})
-    case.counter("tgk_email_delivery_total", rate * (1 - delivered), {"status": "failed"})
-    case.events("tgk_email_route_failures_total", routing_errors, within=timedelta(hours=1))
+    case.counter("tgk_email_delivery_total", rate * delivered, {"status": "delivered", **WORKER})
+    case.counter("tgk_email_delivery_total", rate * (1 - delivered), {"status": "failed", **WORKER})
+    case.events(
+        "tgk_email_route_failures_total",
+        routing_errors,
+        within=timedelta(minutes=30),
+        labels=WORKER,
+    )
     return case
 
 
@@ -52,7 +60,7 @@ def test_quiet_triggers_exit_0(env):
     result = gate(env, "--phase", "1", "--criteria", "triggers", "--at", iso(QUIET.at))
 
     assert result.exit_code == 0, result.output
-    assert "PASS: all 2 rollback triggers pass" in result.stdout
+    assert "PASS: all 3 rollback triggers pass" in result.stdout
     assert "routing-errors" in result.stdout and "> 5" in result.stdout
 
 
@@ -70,7 +78,7 @@ def test_a_fired_trigger_exits_1_and_says_which_in_json(env):
     assert fired["routing-errors"]["value"] == 6
     assert fired["routing-errors"]["threshold"] == 5
     assert fired["routing-errors"]["query"].startswith(
-        "(sum(increase(tgk_email_route_failures_total"
+        'sum((tgk_email_route_failures_total{environment="production"}'
     )
     assert verdict["evaluated_at"] == iso(ROUTING_ERRORS.at)
 

@@ -51,7 +51,7 @@ def test_a_hanging_receiver_does_not_hold_the_rollback_up(world, receivers):
 def test_a_firing_trigger_pages(world, receivers):
     run_to(world, 1, "canary-10")
     slack, pagerduty = receivers("ok"), receivers("ok")
-    world.set_metric("delivery-rate-low", {"value": 0.98})
+    world.set_metric("delivery-rate-low", {"value": 0.02})
     ctx = world.context(notifier=notifier_for(slack.url, pagerduty.url))
     advance(ctx, 1)
     ctx.finish_notifications()

@@ -45,7 +45,7 @@ def test_the_incident_rehearsal_rolls_ai_back_recovers_and_finishes_without_leak
     done = run_rehearsal(tmp_path, "ai-latency-incident")
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
-    assert "ai-p95-slow" in out and "response: feature-rollback" in out
+    assert "ai-timeouts" in out and "response: feature-rollback" in out
     assert "triggers pass again" in out
     assert "phase 5 (production-optimization) complete" in out
     journal = "\n".join(sqlite3.connect(tmp_path / "rehearsal.sqlite").iterdump())

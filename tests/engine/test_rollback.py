@@ -95,10 +95,10 @@ def test_gradual_rollback_steps_down_with_the_interval_then_rolls_back_fully(wor
 
 def test_a_trigger_firing_during_a_gradual_rollback_finishes_it_at_once(world):
     run_to(world, 1, "full")
-    soon = world.clock.now() - T0 + timedelta(minutes=5)
-    world.set_metric("delivery-rate-low", {"value": 0.9999}, {"after": soon, "value": 0.98})
+    soon = world.clock.now() - T0 + timedelta(minutes=9)
+    world.set_metric("delivery-rate-low", {"value": 0.0001}, {"after": soon, "value": 0.02})
     report = rollback.gradual(world.context())
-    # delivery-rate-low fires when it held for 10 m: checked after 75 % (+10 m) the window is
+    # delivery-rate-low fires when it held for 2 m: checked after 75 % (+10 m) the window is
     # half healthy; after 50 % (+20 m) it is all bad, so 25 % is skipped
     assert [p.next_share for p in report.plans] == [75, 50, 0]
     assert len(world.production().live.versions) == 1

@@ -146,7 +146,9 @@ def test_every_rollback_trigger_has_a_panel_with_its_query_and_threshold(spec, d
                 f"Phase {phase.phase}: {trigger.name} ({trigger.op.value} {trigger.threshold:g})"
             )
             panel = by_title[title]
-            assert panel["targets"][0]["expr"] == " ".join(trigger.query.split())
+            assert panel["targets"][0]["expr"] == " ".join(trigger.query.split()).replace(
+                "{{environment}}", "$environment"
+            )
             steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
             assert trigger.threshold in [s["value"] for s in steps]
             assert f"#{trigger.name}" in panel["description"]

@@ -307,11 +307,15 @@ def test_the_gate_why_names_the_culprits():
     assert gate.why == "1 of 2 rollback triggers fired: ai-p95-slow: fired: 14 > 10"
 
 
-def test_a_phase_without_checks_passes_and_says_so():
-    gate = gate_verdict(5, GateKind.TRIGGERS, [], AT)
+def test_a_gate_without_checks_is_inconclusive_and_says_so():
+    for kind, noun in ((GateKind.SUCCESS, "success criteria"), (GateKind.TRIGGERS, "triggers")):
+        gate = gate_verdict(5, kind, [], AT)
 
-    assert gate.outcome is Outcome.PASS
-    assert gate.why == "phase 5 declares no rollback triggers"
+        assert gate.outcome is Outcome.INCONCLUSIVE  # empty is never pass
+        assert gate.why.startswith(
+            f"phase 5 declares no {noun}".replace("no triggers", "no rollback triggers")
+        )
+        assert "nothing to judge" in gate.why
 
 
 def test_simulated_verdicts_say_so_in_the_field_and_the_why():
@@ -370,6 +374,6 @@ def test_a_window_with_any_gap_is_never_pass_or_fail(present: list[bool], value:
 @given(st.lists(st.sampled_from(list(Outcome)), max_size=8))
 def test_aggregate_is_the_worst_outcome(outcomes: list[Outcome]):
     rank = {Outcome.PASS: 0, Outcome.INCONCLUSIVE: 1, Outcome.FAIL: 2}
-    expected = max(outcomes, key=rank.__getitem__, default=Outcome.PASS)
+    expected = max(outcomes, key=rank.__getitem__, default=Outcome.INCONCLUSIVE)
 
     assert aggregate(outcomes) is expected

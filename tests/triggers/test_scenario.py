@@ -52,22 +52,22 @@ def test_the_clean_scenario_passes_every_gate_and_says_it_is_simulated(phase: in
     assert all(c.simulated and c.why.startswith("[simulated] ") for c in verdict.checks)
 
 
-def test_the_ai_latency_incident_fires_ai_p95_slow_two_days_into_phase_2_and_then_recovers():
+def test_the_ai_latency_incident_fires_ai_timeouts_two_days_into_phase_2_and_then_recovers():
     source = provider("ai-latency-incident")
     phase_2 = START + timedelta(days=10)
     source.phase_started(2, phase_2)
 
     before = gate(source, 2, GateKind.TRIGGERS, phase_2 + timedelta(days=1))
-    starting = gate(source, 2, GateKind.TRIGGERS, phase_2 + timedelta(days=2, minutes=5))
-    held = gate(source, 2, GateKind.TRIGGERS, phase_2 + timedelta(days=2, minutes=10))
+    starting = gate(source, 2, GateKind.TRIGGERS, phase_2 + timedelta(days=2, minutes=3))
+    held = gate(source, 2, GateKind.TRIGGERS, phase_2 + timedelta(days=2, minutes=5))
     fixed = gate(source, 2, GateKind.TRIGGERS, phase_2 + timedelta(days=2, hours=7))
 
     assert before.outcome is Outcome.PASS
-    assert starting.outcome is Outcome.PASS  # for: 10m has not held yet
+    assert starting.outcome is Outcome.PASS  # for: 5m has not held yet
     assert held.outcome is Outcome.FAIL
     [fired] = [c for c in held.checks if c.fired]
-    assert fired.check == "ai-p95-slow" and fired.value == 14.2
-    assert held.why.startswith("[simulated] 1 of 3 rollback triggers fired: ai-p95-slow")
+    assert fired.check == "ai-timeouts" and fired.value == 0.4
+    assert held.why.startswith("[simulated] 1 of 4 rollback triggers fired: ai-timeouts")
     assert fixed.outcome is Outcome.PASS
 
 
@@ -164,7 +164,7 @@ def test_several_phases_are_judged_in_one_batch_at_one_instant():
     verdicts = run_gates(SPEC, [1, 2], GateKind.TRIGGERS, source, VERSIONS, lambda: at)
 
     assert [(v.phase, v.outcome) for v in verdicts] == [(1, Outcome.PASS), (2, Outcome.FAIL)]
-    assert [c.check for c in verdicts[1].fired] == ["ai-p95-slow"]
+    assert [c.check for c in verdicts[1].fired] == ["ai-timeouts"]
     assert {v.evaluated_at for v in verdicts} == {at}
 
 

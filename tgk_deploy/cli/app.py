@@ -29,6 +29,7 @@ def build_app() -> typer.Typer:
 
     from tgk_deploy.cli import (
         advance,
+        backtest,
         bundle,
         destroy,
         emulator,
@@ -85,6 +86,7 @@ def build_app() -> typer.Typer:
         rollback,
         serve,
         gate,
+        backtest,
         history,
         export,
         bundle,

@@ -32,7 +32,8 @@ def alerts(
         str,
         typer.Option(
             "--runbook-base",
-            help="Prefix for runbook_url, e.g. https://github.com/org/repo/blob/main/",
+            help="Prefix for runbook_url, e.g. https://github.com/org/repo/blob/main/ "
+            "(default: runbook_base_url in tgk-deploy.yaml).",
         ),
     ] = "",
     candidate: Annotated[
@@ -52,7 +53,9 @@ def alerts(
 
     spec = load_spec(project)
     rules = alert_rules(
-        spec, versions=LiveVersions(candidate=candidate, stable=stable), runbook_base=runbook_base
+        spec,
+        versions=LiveVersions(candidate=candidate, stable=stable),
+        runbook_base=runbook_base or spec.project.runbook_base_url or "",
     )
     text = render_rules_file(rules)
     count = sum(len(group["rules"]) for group in rules.groups)

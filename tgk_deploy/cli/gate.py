@@ -148,6 +148,10 @@ def gate(
     stable: Annotated[
         str | None, typer.Option("--stable", help="Version id for {{stable}} in queries.")
     ] = None,
+    environment: Annotated[
+        str,
+        typer.Option("--environment", help="Environment for {{environment}} in queries."),
+    ] = "production",
     timeout: Annotated[
         float,
         typer.Option("--timeout", min=0.1, help="Give up on Prometheus after this many seconds."),
@@ -178,7 +182,7 @@ def gate(
             f"there is no phase {phase}; phases: {', '.join(str(p.phase) for p in spec.phases)}"
         ) from None
     kind = GateKind(criteria.value)
-    versions = LiveVersions(candidate=candidate, stable=stable)
+    versions = LiveVersions(candidate=candidate, stable=stable, environment=environment)
     out = Output(output)
 
     def clock() -> datetime:

@@ -31,7 +31,9 @@ def _sel(extra: str = "") -> str:
     return "{" + SELECTOR + (", " + extra if extra else "") + "}"
 
 
-DELIVERED = 'status=~"delivered|forwarded_legacy"'
+DELIVERED = 'status="delivered"'
+ROUTED = 'status=~"delivered|fallback|failed"'  # mail meant for Telegram: not rejected/unrouted
+RESPONDER = 'outcome="responder"'
 
 
 @dataclass
@@ -58,12 +60,12 @@ def _email_flow() -> list[PanelSpec]:
             [
                 (
                     f"(sum(increase(tgk_email_delivery_total{_sel(DELIVERED)}[1h])) or vector(0))"
-                    f" / sum(increase(tgk_email_delivery_total{_sel()}[1h]))",
+                    f" / sum(increase(tgk_email_delivery_total{_sel(ROUTED)}[1h]))",
                     "delivered",
                 )
             ],
             unit="percentunit",
-            description="Delivered to Telegram or forwarded to the legacy router, of all mail.",
+            description="Delivered to Telegram, of the mail routed to it (fallbacks and failures count against).",
             width=6,
             thresholds=[(0, "red"), (0.995, "orange"), (0.999, "green")],
         ),
@@ -122,23 +124,24 @@ def _ai() -> list[PanelSpec]:
             width=12,
         ),
         PanelSpec(
-            "Sentiment accuracy",
+            "AI model-reported confidence (1h mean; not accuracy)",
             "stat",
-            [(f"avg(tgk_email_ai_accuracy_ratio{_sel()})", "accuracy")],
+            [
+                (
+                    f"sum(increase(tgk_email_ai_confidence_sum{_sel()}[1h]))"
+                    f" / sum(increase(tgk_email_ai_confidence_count{_sel()}[1h]))",
+                    "confidence",
+                )
+            ],
             unit="percentunit",
             width=6,
             thresholds=[(0, "red"), (0.7, "orange"), (0.85, "green")],
         ),
         PanelSpec(
-            "PII detection failures (1h)",
+            "PII texts blocked (1h)",
             "stat",
-            [
-                (
-                    f"sum(increase(tgk_email_pii_detection_failures_total{_sel()}[1h])) or vector(0)",
-                    "failures",
-                )
-            ],
-            description="Texts that still looked personal after redaction; any is a rollback.",
+            [(f"sum(increase(tgk_email_pii_blocked_total{_sel()}[1h])) or vector(0)", "blocked")],
+            description="Texts that still looked personal after redaction: not sent; any halts.",
             width=6,
             thresholds=[(0, "green"), (1, "red")],
         ),
@@ -161,9 +164,15 @@ def _ai() -> list[PanelSpec]:
 def _routing() -> list[PanelSpec]:
     return [
         PanelSpec(
-            "On-call routing accuracy",
+            "On-call lookups naming a reachable responder",
             "timeseries",
-            [(f"avg(tgk_email_oncall_routing_accuracy_ratio{_sel()})", "accuracy")],
+            [
+                (
+                    f"sum(rate(tgk_email_oncall_lookups_total{_sel(RESPONDER)}[15m]))"
+                    f" / sum(rate(tgk_email_oncall_lookups_total{_sel()}[15m]))",
+                    "responder share",
+                )
+            ],
             unit="percentunit",
             min=0,
             max=1,
@@ -202,11 +211,11 @@ def _routing() -> list[PanelSpec]:
             width=8,
         ),
         PanelSpec(
-            "Reply auth failures and rate limiting (1h)",
+            "Webhook auth failures and rate limiting (1h; anyone can raise these)",
             "timeseries",
             [
                 (
-                    f"sum(increase(tgk_email_reply_auth_failures_total{_sel()}[1h]))",
+                    f"sum(increase(tgk_email_webhook_auth_failures_total{_sel()}[1h]))",
                     "auth failures",
                 ),
                 (f"sum(increase(tgk_email_reply_rate_limited_total{_sel()}[1h]))", "rate limited"),
@@ -284,11 +293,11 @@ def _rollout() -> list[PanelSpec]:
     ]
 
 
-_PLACEHOLDER = re.compile(r"\{\{\s*(candidate|stable)\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*(candidate|stable|environment)\s*\}\}")
 
 
 def _grafana_query(query: str) -> str:
-    """A phase-file query for Grafana: one line, ``{{candidate}}`` as ``$candidate``."""
+    """A phase-file query for Grafana: one line, ``{{candidate}}`` as ``$candidate`` (and so on)."""
     return _PLACEHOLDER.sub(r"$\1", " ".join(query.split()))
 
 

@@ -483,11 +483,22 @@ def _trigger_section(phase: Phase, trigger: Trigger, project: Project) -> list[s
     if trigger.relative_to:
         lines += ["", "Baseline:", "", *_query(trigger.relative_to)]
     lines += _sample_lines(trigger)
-    if "{{" in trigger.query + (trigger.relative_to or ""):
+    text = trigger.query + (trigger.relative_to or "")
+    if "{{candidate}}" in text or "{{stable}}" in text:
         lines += [
             "",
             "`{{candidate}}` and `{{stable}}` are the live version ids (`tgk-deploy status`).",
         ]
+    if "{{environment}}" in text:
+        lines += [
+            "",
+            "`{{environment}}` is the environment judged: production, unless "
+            "`--environment staging` asks about staging; staging never fires "
+            "production's triggers.",
+        ]
+    decision = RFC_ALERT_DECISIONS.get(alert_name(phase, trigger))
+    if decision:
+        lines += ["", f"The RFC's alert, and how it is read here: {decision}"]
     lines += [
         "",
         f"When it fires: {describe_response(response, phase, project)}",
@@ -521,8 +532,46 @@ tgk-deploy gate --phase {n} --criteria triggers"""
     lines += [
         f"False alarm (gate exits 0 again)? Resume with `tgk-deploy advance --phase {n}`.",
         "",
+        "Prove the trigger before trusting it: replay it over a past incident (or a quiet",
+        "day) and read when it would have fired, how long after the first bad sample, and",
+        "how long it kept firing after the last:",
+        "",
+        *_fence(
+            f"tgk-deploy backtest --phase {n} --from 2026-01-05T09:00:00Z "
+            "--to 2026-01-05T13:00:00Z --step 1m"
+        ),
+        "",
     ]
     return lines
+
+
+RFC_ALERT_DECISIONS = {
+    "EmailDeliveryFailing": (
+        'the RFC writes `rate(tgk_email_delivery_total{status="failed"}[5m]) > 0.05` '
+        "(failed mails per second) while its trigger says *delivery rate below 99.5 %*. "
+        "This alert keeps the RFC's name, `for: 2m` and severity critical, and judges the "
+        "trigger's 99.5 %: the share of routed mail that fell back to legacy or failed, over "
+        "2 minutes (not the RFC's 5, so that a recovered incident stops firing within its "
+        "`for` plus one evaluation). Rejected and unrouted mail is by design and not counted. "
+        "Below its minimum sample (night traffic) `delivery-stopped` watches instead."
+    ),
+    "AISlowProcessing": (
+        "the RFC writes `histogram_quantile(0.95, ...) > 10` (seconds, `for: 5m`, high), "
+        "but the Worker cuts every AI call at AI_TIMEOUT_MS (3 s), so p95 can never pass "
+        "10 s. What a slow AI service really does is run into that timeout: this alert keeps "
+        "the RFC's name, window, `for` and severity and fires when more than 5 % of AI "
+        "calls time out."
+    ),
+    "RoutingErrorsIncreasing": (
+        "the RFC writes `rate(tgk_email_route_failures_total[10m]) > 5` (per second: "
+        "18,000 an hour) while its trigger says *more than 5 routing errors per hour*. "
+        "This alert keeps the RFC's name and severity medium and counts the hour's errors "
+        "exactly (a new isolate's first error included, 5 is 5), while they still occur: "
+        "five minutes without one and it stops. It has no `for` (the RFC's 5m): the hour's "
+        "count is its own persistence, and errors that stop within 5 minutes would never page."
+    ),
+}
+"""Where the RFC's three alerts contradict the RFC's own triggers, what was decided."""
 
 
 def _immediate_md(spec: Spec) -> str:

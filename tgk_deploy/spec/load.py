@@ -171,6 +171,16 @@ def _within_phase(located: Located, phase: Phase, project: Project | None) -> li
                         + (", ".join(sorted(project.d1)) or "none"),
                     )
                 )
+    if not phase.success_criteria:
+        for index, step in enumerate(phase.steps):
+            if step.require_success:
+                problems.append(
+                    located.problem(
+                        ("steps", index, "require_success"),
+                        "require_success in a phase without success_criteria: a gate with "
+                        "nothing to check would pass blind; add success_criteria",
+                    )
+                )
     names: set[str] = set()
     for kind in ("success_criteria", "rollback_triggers"):
         for index, check in enumerate(getattr(phase, kind)):

@@ -166,9 +166,37 @@ class Comparison(StrEnum):
 
 
 class Severity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
+    """How loud an event is. Checks use the RFC's levels: critical, high, medium.
+
+    ``warning`` and ``info`` are for notifications that are no check (an approval
+    waiting, a phase complete); a check may not declare them (``CheckSeverity``).
+    """
+
     CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    WARNING = "warning"
+    INFO = "info"
+
+
+CHECK_SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM)
+
+
+def _rfc_severity(value: Severity) -> Severity:
+    if value not in CHECK_SEVERITIES:
+        raise ValueError(
+            f"severity {value.value!r} is not one of the RFC's levels: "
+            + ", ".join(s.value for s in CHECK_SEVERITIES)
+        )
+    return value
+
+
+CheckSeverity = Annotated[
+    Severity,
+    AfterValidator(_rfc_severity),
+    WithJsonSchema({"type": "string", "enum": [s.value for s in CHECK_SEVERITIES]}),
+]
+"""The RFC's severities (ALC-RFC-006, Alert Rules): the only ones a check may declare."""
 
 
 class MinimumSample(StrictModel):
@@ -178,7 +206,7 @@ class MinimumSample(StrictModel):
     count: Number = Field(gt=0)
 
 
-QUERY_PLACEHOLDERS = ("candidate", "stable")
+QUERY_PLACEHOLDERS = ("candidate", "stable", "environment")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
 
@@ -203,7 +231,8 @@ class MetricCheck(StrictModel):
     As a success criterion it passes when ``value <op> threshold`` holds; as a
     rollback trigger it fires when it holds. With ``relative_to`` the threshold
     is a factor of that query's value (candidate vs stable over the same window).
-    Queries may use ``{{candidate}}`` and ``{{stable}}``: the live version ids.
+    Queries may use ``{{candidate}}`` and ``{{stable}}`` (the live version ids)
+    and ``{{environment}}`` (the environment the gate judges, e.g. production).
     """
 
     name: Slug
@@ -214,7 +243,7 @@ class MetricCheck(StrictModel):
     relative_to: PromQL | None = None
     for_: Duration | None = Field(default=None, alias="for")
     min_sample: MinimumSample | None = None
-    severity: Severity = Severity.CRITICAL
+    severity: CheckSeverity = Severity.CRITICAL
 
 
 class ResponseKind(StrEnum):
@@ -578,6 +607,11 @@ class Project(StrictModel):
     r2: dict[Slug, R2Spec] = Field(default_factory=dict)
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
     notifications: NotificationsSpec | None = None
+    runbook_base_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = Field(
+        default=None,
+        description="where runbooks/ is published, e.g. https://github.com/org/repo/blob/main/; "
+        "exported alerts link their runbook section there (absolute links)",
+    )
     phases_dir: str = Field(default="phases")
     journal: str = Field(default=".tgk-deploy/journal.sqlite")
 

@@ -54,13 +54,30 @@ def runbook_anchor(phase: Phase, trigger: Trigger) -> str:
     return f"runbooks/phase-{phase.phase}-{phase.name}.md#{trigger.name}"
 
 
-def rollback_command(phase: Phase, trigger: Trigger) -> str:
+def rollback_command(phase: Phase, trigger: Trigger) -> str | None:
+    """The command the declared response runs; None for ``halt`` (nothing is rolled back)."""
     response = phase.response_for(trigger)
+    if response.action is ResponseKind.HALT:
+        return None
     if response.action is ResponseKind.FEATURE_ROLLBACK:
         return f"tgk-deploy rollback --feature {response.feature}"
     if response.action is ResponseKind.GRADUAL_ROLLBACK:
         return "tgk-deploy rollback --gradual"
     return "tgk-deploy rollback --immediate"
+
+
+def runbook_url(base: str, phase: Phase, trigger: Trigger) -> str:
+    """``base`` + the runbook section; a base without a trailing slash gets one."""
+    if base and not base.endswith("/"):
+        base += "/"
+    return base + runbook_anchor(phase, trigger)
+
+
+def _response_text(phase: Phase, trigger: Trigger) -> str:
+    response = phase.response_for(trigger)
+    if response.action is ResponseKind.HALT:
+        return "halt: the rollout stops where it is; nothing is rolled back"
+    return response.action.value + (f" {response.feature}" if response.feature else "")
 
 
 def _one_line(query: str) -> str:
@@ -89,8 +106,7 @@ def alert_expression(trigger: Trigger, versions: LiveVersions) -> str:
 def _rule(
     phase: Phase, trigger: Trigger, versions: LiveVersions, runbook_base: str, environment: str
 ) -> dict[str, Any]:
-    response = phase.response_for(trigger)
-    what = trigger.description or trigger.name
+    what = " ".join((trigger.description or trigger.name).split())
     condition = f"{trigger.op.value} {trigger.threshold:g}"
     if trigger.relative_to:
         condition += " x baseline"
@@ -113,13 +129,13 @@ def _rule(
         "description": (
             f'{trigger.name} is {{{{ $value | printf "%.4g" }}}} ({condition}'
             + (f" for {format_duration(trigger.for_)}" if trigger.for_ else "")
-            + f"). Declared response: {response.action.value}"
-            + (f" {response.feature}" if response.feature else "")
-            + "."
+            + f"). Declared response: {_response_text(phase, trigger)}."
         ),
-        "runbook_url": runbook_base + runbook_anchor(phase, trigger),
-        "rollback_command": rollback_command(phase, trigger),
+        "runbook_url": runbook_url(runbook_base, phase, trigger),
     }
+    command = rollback_command(phase, trigger)
+    if command:
+        rule["annotations"]["rollback_command"] = command
     return rule
 
 
@@ -134,9 +150,10 @@ def alert_rules(
 
     Triggers whose queries need live version ids are skipped (with the reason)
     unless ``versions`` gives them. Two triggers may not export the same alert
-    name: that is a ConfigError naming both.
+    name: that is a ConfigError naming both. ``{{environment}}`` in queries is
+    rendered to ``environment``, the same value as the rules' environment label.
     """
-    versions = versions or LiveVersions()
+    versions = (versions or LiveVersions()).model_copy(update={"environment": environment})
     groups: list[dict[str, Any]] = []
     skipped: list[SkippedTrigger] = []
     for phase in spec.phases:

@@ -55,12 +55,18 @@ class GateKind(StrEnum):
 
 
 class LiveVersions(BaseModel):
-    """The version ids a live split gives: ``{{candidate}}`` and ``{{stable}}`` in queries."""
+    """What a gate's queries are rendered with.
+
+    ``{{candidate}}`` and ``{{stable}}``: the version ids a live split gives;
+    ``{{environment}}``: the environment judged, so that staging's failures never
+    fire production's triggers (every Worker series carries ``environment``).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     candidate: str | None = None
     stable: str | None = None
+    environment: str = "production"
 
 
 class MissingVersion(ValueError):
@@ -68,7 +74,7 @@ class MissingVersion(ValueError):
 
 
 def render_query(query: str, versions: LiveVersions) -> str:
-    """Fill ``{{candidate}}``/``{{stable}}``; raise MissingVersion when one is not live."""
+    """Fill ``{{candidate}}``/``{{stable}}``/``{{environment}}``; MissingVersion when one is not live."""
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -152,7 +158,9 @@ class GateVerdict(BaseModel):
 
 
 def aggregate(outcomes: Sequence[Outcome]) -> Outcome:
-    """Any fail -> fail; else any inconclusive -> inconclusive; else pass (also when empty)."""
+    """Any fail -> fail; else any inconclusive -> inconclusive; else pass (when not empty)."""
+    if not outcomes:
+        return Outcome.INCONCLUSIVE
     if Outcome.FAIL in outcomes:
         return Outcome.FAIL
     if Outcome.INCONCLUSIVE in outcomes:
@@ -171,7 +179,8 @@ def gate_verdict(
     outcome = aggregate([c.outcome for c in checks])
     noun = "success criteria" if kind is GateKind.SUCCESS else "rollback triggers"
     if not checks:
-        why = f"phase {phase} declares no {noun}"
+        # empty is never pass: a gate with nothing to check has not seen anything
+        why = f"phase {phase} declares no {noun}: nothing to judge, so no pass"
     elif outcome is Outcome.PASS:
         why = f"all {len(checks)} {noun} pass"
     else:

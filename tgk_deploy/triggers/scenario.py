@@ -9,7 +9,7 @@ file (``scenarios/*.yaml``)::
     description: AI p95 latency regresses three days into phase 2's canary
     sample: 5000                  # events behind every min_sample query (default)
     checks:                       # check names from phases/*.yaml
-      ai-p95-slow:                # piecewise: each segment holds until the next one
+      ai-timeouts:                # piecewise: each segment holds until the next one
         - value: 4.2              # from the start of the rollout
         - {phase: 2, after: 3d, value: 14.5}    # 3 days after phase 2 started
         - {phase: 2, after: 3d2h, value: 4.0}

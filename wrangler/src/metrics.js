@@ -28,51 +28,19 @@
 
 /** name -> [type, help, {label: known values}]; the registry of every metric the Worker emits. */
 export const HELP = {
-  tgk_email_delivery_total: [
-    "counter",
-    "Emails handled, by status: delivered (to Telegram), fallback (forwarded to legacy because something failed), unrouted (forwarded to legacy by design: no route), rejected (by the routing table, by design), failed (not handled; the sender retries)",
-    { status: ["delivered", "fallback", "unrouted", "rejected", "failed"] },
-  ],
+  tgk_email_delivery_total: ["counter", "Emails handled, by status: delivered (to Telegram), fallback (forwarded to legacy because something failed), unrouted (forwarded to legacy by design: no route), rejected (by the routing table, by design), failed (not handled; the sender retries)", { status: ["delivered", "fallback", "unrouted", "rejected", "failed"] }],
   tgk_email_routing_duration_seconds: ["histogram", "Time from receipt to the delivery decision being carried out", {}],
   tgk_email_route_failures_total: ["counter", "Routing table, route or KV lookups that failed", {}],
   tgk_email_ai_requests_total: ["counter", "AI analyses attempted (calls to the AI service)", {}],
-  tgk_email_ai_failures_total: [
-    "counter",
-    "AI analyses that failed, by reason (timeout: AI_TIMEOUT_MS reached)",
-    { reason: ["timeout", "network", "http_error", "bad_response"] },
-  ],
+  tgk_email_ai_failures_total: ["counter", "AI analyses that failed, by reason (timeout: AI_TIMEOUT_MS reached)", { reason: ["timeout", "network", "http_error", "bad_response"] }],
   tgk_email_ai_processing_seconds: ["histogram", "Duration of AI calls, timeouts included (observed at the timeout)", {}],
-  tgk_email_ai_confidence: [
-    "histogram",
-    "Model-reported confidence of well-formed analyses (self-reported, not labelled accuracy)",
-    {},
-  ],
-  tgk_email_pii_blocked_total: [
-    "counter",
-    "Texts the second PII look caught after redaction; they were not sent to the AI service",
-    {},
-  ],
-  tgk_email_oncall_lookups_total: [
-    "counter",
-    "On-call lookups, by outcome: responder (a reachable chat), unknown (no chat for whoever is on call), failed (the schedule API failed or timed out)",
-    { outcome: ["responder", "unknown", "failed"] },
-  ],
-  tgk_email_external_api_requests_total: [
-    "counter",
-    "Calls to external APIs, by api",
-    { api: ["telegram", "openai", "schedule", "reply_mail"] },
-  ],
-  tgk_email_external_api_failures_total: [
-    "counter",
-    "Failed calls to external APIs, by api",
-    { api: ["telegram", "openai", "schedule", "reply_mail"] },
-  ],
+  tgk_email_ai_confidence: ["histogram", "Model-reported confidence of well-formed analyses (self-reported, not labelled accuracy)", {}],
+  tgk_email_pii_blocked_total: ["counter", "Texts the second PII look caught after redaction; they were not sent to the AI service", {}],
+  tgk_email_oncall_lookups_total: ["counter", "On-call lookups, by outcome: responder (a reachable chat), unknown (no chat for whoever is on call), failed (the schedule API failed or timed out)", { outcome: ["responder", "unknown", "failed"] }],
+  tgk_email_external_api_requests_total: ["counter", "Calls to external APIs, by api", { api: ["telegram", "openai", "schedule", "reply_mail"] }],
+  tgk_email_external_api_failures_total: ["counter", "Failed calls to external APIs, by api", { api: ["telegram", "openai", "schedule", "reply_mail"] }],
   tgk_email_reply_total: ["counter", "Signed replies from Telegram to email, by status", { status: ["sent", "failed"] }],
-  tgk_email_webhook_auth_failures_total: [
-    "counter",
-    "CALLER_RAISABLE: webhook posts refused, by reason (bad_secret: wrong webhook secret; bad_signature: reply ref does not verify)",
-    { reason: ["bad_secret", "bad_signature"] },
-  ],
+  tgk_email_webhook_auth_failures_total: ["counter", "CALLER_RAISABLE: webhook posts refused, by reason (bad_secret: wrong webhook secret; bad_signature: reply ref does not verify)", { reason: ["bad_secret", "bad_signature"] }],
   tgk_email_reply_rate_limited_total: ["counter", "CALLER_RAISABLE: replies refused by the per-user rate limiter", {}],
 };
 

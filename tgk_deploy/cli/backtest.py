@@ -1,0 +1,128 @@
+"""``tgk-deploy backtest``: a phase's triggers and success criteria replayed over a past window.
+
+Range queries on Prometheus; prints when each check would have fired or
+passed, how long after the first bad tick (the fire delay) and how long it
+kept firing after the last. Exit 0 when every check could be judged, 3 when
+one could not (a query failed or returned several series).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tgk_deploy.cli.options import OutputFormat, OutputOption, PhaseOption, ProjectOption
+from tgk_deploy.cli.output import Output, reports
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tgk_deploy.triggers.backtest import Backtest
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(backtest)
+
+
+def render_backtest(result: Backtest, console: Console) -> None:
+    from tgk_deploy.spec.models import format_duration
+
+    console.print(
+        f"Backtest of phase {result.phase} ({result.environment}) from "
+        f"{result.start.isoformat()} to {result.end.isoformat()} every "
+        f"{format_duration(result.step)}"
+        + (
+            f"; incident {result.incident_start.isoformat()}..{result.incident_end.isoformat()}"
+            if result.incident_start and result.incident_end
+            else ""
+        ),
+        highlight=False,
+    )
+    for title, checks in (
+        ("Rollback triggers", result.triggers),
+        ("Success criteria", result.success_criteria),
+    ):
+        console.print(f"{title}:", highlight=False)
+        for check in checks:
+            console.print(f"  {check.summary()}", highlight=False, soft_wrap=True)
+        if not checks:
+            console.print("  none declared", highlight=False)
+
+
+@reports
+def backtest(
+    phase: PhaseOption,
+    start: Annotated[str, typer.Option("--from", help="Window start (ISO 8601 or unix seconds).")],
+    end: Annotated[str, typer.Option("--to", help="Window end (ISO 8601 or unix seconds).")],
+    step: Annotated[str, typer.Option("--step", help="Evaluate every (e.g. 30s, 1m).")] = "1m",
+    environment: Annotated[
+        str, typer.Option("--environment", help="Environment for {{environment}} in queries.")
+    ] = "production",
+    incident_from: Annotated[
+        str | None,
+        typer.Option(
+            "--incident-from",
+            help="When the incident really began: fire delays count from here, not from "
+            "the first bad tick.",
+        ),
+    ] = None,
+    incident_to: Annotated[
+        str | None,
+        typer.Option(
+            "--incident-to", help="When the incident really ended (with --incident-from)."
+        ),
+    ] = None,
+    candidate: Annotated[
+        str | None, typer.Option("--candidate", help="Version id for {{candidate}} in queries.")
+    ] = None,
+    stable: Annotated[
+        str | None, typer.Option("--stable", help="Version id for {{stable}} in queries.")
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, help="Give up on Prometheus after this many seconds."),
+    ] = 20,
+    project: ProjectOption = None,
+    output: OutputOption = OutputFormat.TEXT,
+) -> None:
+    """Replay a phase's checks over a past window: when would each have fired or passed?"""
+    from datetime import timedelta
+
+    from tgk_deploy.cli.gate import _duration, parse_time
+    from tgk_deploy.errors import ConfigError, ExitCode
+    from tgk_deploy.spec.load import load_spec
+    from tgk_deploy.triggers.backtest import backtest as run_backtest
+    from tgk_deploy.triggers.evaluate import LiveVersions
+    from tgk_deploy.triggers.prometheus import PrometheusClient, RetryPolicy
+
+    spec = load_spec(project)
+    try:
+        phase_spec = spec.phase(phase)
+    except KeyError:
+        raise ConfigError(
+            f"there is no phase {phase}; phases: {', '.join(str(p.phase) for p in spec.phases)}"
+        ) from None
+    if (incident_from is None) != (incident_to is None):
+        raise ConfigError("--incident-from and --incident-to go together")
+    incident = (
+        (parse_time(incident_from), parse_time(incident_to))
+        if incident_from is not None and incident_to is not None
+        else None
+    )
+    versions = LiveVersions(candidate=candidate, stable=stable, environment=environment)
+    out = Output(output)
+    retry = RetryPolicy(deadline=timedelta(seconds=timeout))
+    with PrometheusClient.from_spec(spec.project.prometheus, retry=retry) as provider:
+        result = run_backtest(
+            phase_spec,
+            provider,
+            start=parse_time(start),
+            end=parse_time(end),
+            step=_duration(step, "--step"),
+            versions=versions,
+            incident=incident,
+        )
+    out.emit(result, lambda console: render_backtest(result, console))
+    if any(c.problem for c in (*result.triggers, *result.success_criteria)):
+        raise typer.Exit(ExitCode.INCONCLUSIVE)
