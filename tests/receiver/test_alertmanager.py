@@ -90,8 +90,10 @@ def test_series_that_breach_a_trigger_fire_through_prometheus_and_alertmanager_t
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     data = SyntheticData()
     case = Case(name="routing-errors-now", start=now - timedelta(hours=2), at=now)
-    case.counter("tgk_email_delivery_total", 1.0, {"status": "delivered"})
-    case.events("tgk_email_route_failures_total", 8, within=timedelta(minutes=50))  # > 5 in 1 h
+    worker = {"environment": "production", "version_id": "v1", "isolate": "0a1b2c3d"}
+    case.counter("tgk_email_delivery_total", 1.0, {"status": "delivered", **worker})
+    # > 5 in 1 h, and still occurring (the last one within 5 minutes)
+    case.events("tgk_email_route_failures_total", 8, within=timedelta(minutes=30), labels=worker)
     data.cases[case.name] = case
     (tmp_path / "rules.yml").write_text(render_rules_file(alert_rules(world.spec)))
     host_port = manager.url.removeprefix("http://")

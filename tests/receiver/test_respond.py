@@ -94,7 +94,7 @@ def test_an_ha_pair_on_two_hosts_makes_one_rollback_when_one_is_the_standby(
 def test_a_feature_rollback_switches_the_feature_off_once(world, alert_receivers):
     run_to(world, 2, "canary-25")
     receiver = alert_receivers.start()
-    body = webhook(alert(2, "ai-p95-slow", starts_at=world.clock.now()))
+    body = webhook(alert(2, "ai-timeouts", starts_at=world.clock.now()))
 
     receiver.post(body)
     receiver.wait()
