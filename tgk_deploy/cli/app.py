@@ -28,6 +28,7 @@ def build_app() -> typer.Typer:
     import typer
 
     from tgk_deploy.cli import (
+        adopt,
         advance,
         backtest,
         bundle,
@@ -84,6 +85,7 @@ def build_app() -> typer.Typer:
         status,
         advance,
         rollback,
+        adopt,
         serve,
         gate,
         backtest,

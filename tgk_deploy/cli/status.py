@@ -108,7 +108,13 @@ def _watch(out: Output, read: Callable[[], StatusReport], every: float) -> None:
 
 
 def draw_status(console: Console, report: StatusReport) -> None:
+    from rich.markup import escape
+
     console.print(f"[bold]rollout:[/] {report.position_text}", highlight=False)
+    for sentence in report.foreign_text:  # said before "next": it stops the next step
+        console.print(
+            f"[bold yellow]changed outside tgk-deploy:[/] {escape(sentence)}", highlight=False
+        )
     if report.next:
         when = (
             f", not before {report.next.not_before:%Y-%m-%d %H:%M} UTC"

@@ -109,6 +109,7 @@ def deployment_from_api(item: dict[str, Any]) -> Deployment:
         message=annotations.get("workers/message"),
         author_email=item.get("author_email"),
         source=item.get("source"),
+        triggered_by=annotations.get("workers/triggered_by"),
     )
 
 

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from tgk_deploy.emulator.context import DEFAULT_ACCOUNT_ID, DEFAULT_ZONE_ID, SimulatedClock
 from tgk_deploy.emulator.faults import API_PREFIX, Faults
-from tgk_deploy.emulator.services import accounts, d1, email_routing, r2, workers
+from tgk_deploy.emulator.services import accounts, d1, email_routing, kv, r2, workers
 from tgk_deploy.emulator.state import EmulatorState
 from tgk_deploy.emulator.wire import (
     ApiError,
@@ -58,7 +58,7 @@ __all__ = [
     "route_template",
 ]
 
-SERVICES = (accounts, workers, email_routing, d1, r2)  # imported for their routes
+SERVICES = (accounts, workers, email_routing, d1, r2, kv)  # imported for their routes
 CONTROL_PREFIX = "/__emulator"
 
 

@@ -25,6 +25,7 @@ from tgk_deploy.emulator.context import (
 from tgk_deploy.emulator.services.accounts import Accounts, Zone
 from tgk_deploy.emulator.services.d1 import D1, DEFAULT_EXPORT_POLLS, D1Database
 from tgk_deploy.emulator.services.email_routing import EmailRouting, EmailRule
+from tgk_deploy.emulator.services.kv import KV
 from tgk_deploy.emulator.services.r2 import R2, R2Bucket
 from tgk_deploy.emulator.services.workers import (
     Deployment,
@@ -56,7 +57,7 @@ __all__ = [
 
 
 class EmulatorState:
-    """One emulated Cloudflare: Workers, Email Routing, D1, R2, accounts and zones. Thread-safe."""
+    """One emulated Cloudflare: Workers, Email Routing, D1, R2, KV, accounts, zones. Thread-safe."""
 
     def __init__(
         self,
@@ -81,6 +82,7 @@ class EmulatorState:
             self.email_routing = EmailRouting(self.shared)
             self.d1 = D1(self.shared, self._export_polls)
             self.r2 = R2(self.shared)
+            self.kv = KV(self.shared)
 
     def service(self, name: str) -> Any:
         """The service a route belongs to (``wire.Route.service``)."""

@@ -17,14 +17,17 @@ from pydantic import BaseModel, Field
 from tgk_deploy.engine.apply import ActionOutcome, Applier
 from tgk_deploy.engine.context import Context
 from tgk_deploy.errors import CloudflareError, RefusedError, TgkError
+from tgk_deploy.planner.foreign import find_foreign_move
 from tgk_deploy.planner.observed import ObservedState
 from tgk_deploy.planner.rollback import (
     RollbackMode,
     RollbackPlan,
+    plan_adopt,
     plan_feature,
     plan_gradual_finish,
     plan_gradual_step,
     plan_immediate,
+    plan_restore,
     plan_to_version,
 )
 from tgk_deploy.triggers.evaluate import GateVerdict, Outcome
@@ -98,12 +101,13 @@ def _one_shot(
     *,
     dry_run: bool,
     done_message: Callable[[RollbackPlan], str],
+    command: str = "rollback",
 ) -> RollbackReport:
     """Run a single-plan rollback: journal, notify, apply wave by wave, report."""
     _refuse_if(plan)
     report = RollbackReport(run_id=ctx.run_id, mode=plan.mode, phase=plan.phase)
-    if not dry_run:
-        _journal(ctx, "rollback", plan.phase, start=True)
+    if not dry_run and not plan.done:
+        _journal(ctx, command, plan.phase, start=True)
     try:
         _run(ctx, plan, observed, report, dry_run=dry_run)
     except TgkError:
@@ -112,7 +116,7 @@ def _one_shot(
         raise
     report.done = not dry_run
     report.message = done_message(plan)
-    if not dry_run:
+    if not dry_run and not plan.done:
         _finish(ctx, report, "succeeded")
     return report
 
@@ -270,6 +274,43 @@ def to_version(
             f"all traffic on {version_id}" + (" (it already was)" if p.done else "")
         ),
     )
+
+
+def adopt(
+    ctx: Context, *, dry_run: bool = False, environment: str = "production"
+) -> RollbackReport:
+    """Take the live deployment someone else made as tgk-deploy's own; no traffic moves."""
+    observed = ctx.observe([environment])
+    move = find_foreign_move(environment, observed.environments[environment])
+    plan = plan_adopt(observed, environment, run_id=ctx.run_id)
+
+    def message(plan: RollbackPlan) -> str:
+        if move is None:
+            return f"nothing to adopt: the live deployment on {environment} is tgk-deploy's"
+        if plan.stable_version_id is not None:
+            return f"adopted as phase {plan.phase}'s rollback: {move.describe()}"
+        return f"adopted where it stands: {move.describe()}"
+
+    return _one_shot(ctx, plan, observed, dry_run=dry_run, done_message=message, command="adopt")
+
+
+def restore(
+    ctx: Context, *, dry_run: bool = False, environment: str = "production"
+) -> RollbackReport:
+    """Put back the split tgk-deploy last left, undoing a move made outside it."""
+    observed = ctx.observe([environment])
+    move = find_foreign_move(environment, observed.environments[environment])
+    plan = plan_restore(observed, environment, run_id=ctx.run_id)
+
+    def message(plan: RollbackPlan) -> str:
+        if move is None:
+            return f"nothing to restore: the live deployment on {environment} is tgk-deploy's"
+        return (
+            f"restored {move.split_text(move.ours_split)} under {move.ours_mark!r} "
+            "(its bake starts over)"
+        )
+
+    return _one_shot(ctx, plan, observed, dry_run=dry_run, done_message=message, command="restore")
 
 
 class DestroyPlan(BaseModel):

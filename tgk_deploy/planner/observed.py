@@ -116,6 +116,7 @@ class Deployment(BaseModel):
     message: str | None = None
     author_email: str | None = None
     source: str | None = None
+    triggered_by: str | None = None  # workers/triggered_by: deployment, secret, upload, ...
 
     @property
     def mark(self) -> RolloutMark | None:

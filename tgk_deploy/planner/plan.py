@@ -26,6 +26,7 @@ from tgk_deploy.planner.actions import (
     content_tag,
     phase_tag_prefix,
 )
+from tgk_deploy.planner.foreign import find_foreign_move
 from tgk_deploy.planner.observed import (
     Deployment,
     EnvironmentState,
@@ -234,32 +235,15 @@ def _live_sole_or_candidate(env: EnvironmentState, phase: int) -> Version | None
 
 
 def _drift(env_name: str, env: EnvironmentState) -> Refusal | None:
-    """The live split differs from what tgk-deploy last left, by someone else's hand."""
-    live = env.live
-    if live is None or live.mark is not None:
+    """The live split was set by someone else's hand since tgk-deploy's last deployment."""
+    move = find_foreign_move(env_name, env)
+    if move is None:
         return None
-    marked = next((d for d in env.deployments if d.mark is not None), None)
-    if marked is None:
-        return None
-    live_shares = sorted(v.percentage for v in live.versions)
-    marked_shares = sorted(v.percentage for v in marked.versions)
-    same_shape = live_shares == marked_shares
-    if same_shape and (len(live.versions) == 1 or live.split == marked.split):
-        return None  # e.g. a secret change at 100 %: a new version, the same traffic
-    who = live.author_email or "someone"
     return Refusal(
         reason=RefusalReason.DRIFT,
-        message=(
-            f"{env_name}: the live deployment {live.id} was made outside tgk-deploy by {who} "
-            f"at {live.created_on:%Y-%m-%d %H:%M} UTC: split {_split_text(live)}; tgk-deploy last "
-            f"left {_split_text(marked)} (deployment {marked.id})"
-        ),
-        command="restore the split by hand, or tgk-deploy rollback --immediate",
+        message=f"{move.describe()} (deployment {move.deployment_id})",
+        command=move.commands,
     )
-
-
-def _split_text(deployment: Deployment) -> str:
-    return " / ".join(f"{v.version_id[:8]} {v.percentage:g} %" for v in deployment.versions)
 
 
 # --------------------------------------------------------------------------- plan

@@ -22,6 +22,7 @@ from tgk_deploy.planner.actions import (
     Stamp,
     switch_off_tag,
 )
+from tgk_deploy.planner.foreign import ForeignKind, adopt_mark, find_foreign_move
 from tgk_deploy.planner.observed import (
     EnvironmentState,
     MarkKind,
@@ -38,6 +39,8 @@ class RollbackMode(StrEnum):
     GRADUAL = "gradual"
     FEATURE = "feature"
     TO_VERSION = "to-version"
+    ADOPT = "adopt"  # take a move made outside tgk-deploy as tgk-deploy's own
+    RESTORE = "restore"  # undo it: the split tgk-deploy last left, under the same mark
 
 
 class RollbackPlan(BaseModel):
@@ -363,4 +366,80 @@ def plan_to_version(
             )
         ]
     )
+    return result
+
+
+def plan_adopt(
+    observed: ObservedState, environment: str = "production", run_id: str = ""
+) -> RollbackPlan:
+    """Record the live deployment someone else made as tgk-deploy's, moving no traffic.
+
+    A rollback is recorded as the phase's rollback (the phase starts over at
+    its first step); any other move is stamped where it stands, and the
+    rollout goes on from that split.
+    """
+    env = observed.environments[environment]
+    result = RollbackPlan(mode=RollbackMode.ADOPT, environment=environment)
+    move = find_foreign_move(environment, env)
+    if move is None:
+        result.done = True
+        return result
+    ours = RolloutMark.parse(move.ours_mark)
+    result.phase = ours.phase if ours else 0
+    if move.kind is ForeignKind.ROLLBACK:
+        target = move.split[0].version_id
+        result.stable_version_id = target
+        mark = adopt_mark(move, result.phase, run_id)
+        action: PlannedAction = PinVersion(
+            environment=environment,
+            script=env.script,
+            version_id=target,
+            version_number=move.version_numbers.get(target),
+            message=mark.render(),
+        )
+    else:  # the stamp adds the run id itself
+        action = Stamp(
+            environment=environment, script=env.script, mark=adopt_mark(move, result.phase).render()
+        )
+    result.waves.append([action])
+    return result
+
+
+def plan_restore(
+    observed: ObservedState, environment: str = "production", run_id: str = ""
+) -> RollbackPlan:
+    """Put back the split tgk-deploy last left, with the mark it had (its bake starts over)."""
+    env = observed.environments[environment]
+    result = RollbackPlan(mode=RollbackMode.RESTORE, environment=environment)
+    move = find_foreign_move(environment, env)
+    if move is None:
+        result.done = True
+        return result
+    ours = RolloutMark.parse(move.ours_mark)
+    result.phase = ours.phase if ours else None
+    common = {"environment": environment, "script": env.script, "message": move.ours_mark}
+    if len(move.ours_split) == 1:
+        (only,) = move.ours_split
+        result.stable_version_id = only.version_id
+        action: PlannedAction = PinVersion(
+            **common,
+            version_id=only.version_id,
+            version_number=move.version_numbers.get(only.version_id),
+        )
+    else:  # the newer version is the candidate, the older one keeps the rest
+        newer, older = sorted(
+            move.ours_split, key=lambda s: move.version_numbers.get(s.version_id, 0), reverse=True
+        )
+        result.candidate_version_id, result.stable_version_id = newer.version_id, older.version_id
+        result.candidate_share = newer.percentage
+        action = SetTraffic(
+            **common,
+            percentage=round(newer.percentage),
+            candidate_tag=(env.versions[newer.version_id].tag or "")
+            if newer.version_id in env.versions
+            else "",
+            candidate_version_id=newer.version_id,
+            stable_version_id=older.version_id,
+        )
+    result.waves.append([action])
     return result

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from tgk_deploy.planner.foreign import ForeignMove, find_foreign_move
 from tgk_deploy.planner.observed import EnvironmentState, ObservedState
 from tgk_deploy.planner.plan import Position, find_position, next_step
 from tgk_deploy.spec.models import DeployAction, SetVarsAction, Spec
@@ -26,6 +27,7 @@ class LiveVersion(BaseModel):
     message: str | None = None
     created_on: datetime | None = None
     flags: dict[str, str] = Field(default_factory=dict)
+    secret_names: list[str] = Field(default_factory=list)  # this version's, as traffic sees them
 
 
 class EnvironmentStatus(BaseModel):
@@ -37,7 +39,10 @@ class EnvironmentStatus(BaseModel):
     deployed_by: str | None = None
     message: str | None = None  # the live deployment's workers/message (tgk-deploy's mark)
     split: list[LiveVersion] = Field(default_factory=list)
+    # every live version's secrets together; `wrangler secret list` (GET .../secrets) shows
+    # the latest version's, which differ only while a newer version takes no traffic
     secret_names: list[str] = Field(default_factory=list)
+    foreign: ForeignMove | None = None  # the live deployment, when someone else made it
 
 
 class EmailRuleStatus(BaseModel):
@@ -58,6 +63,7 @@ class StatusReport(BaseModel):
     observed_at: datetime
     position: Position | None = None
     position_text: str = "no tgk-deploy step applied yet"
+    foreign_text: list[str] = Field(default_factory=list)  # one sentence per foreign move
     next: NextStep | None = None
     environments: list[EnvironmentStatus]
     email_rules: list[EmailRuleStatus]
@@ -82,7 +88,11 @@ def flag_names(spec: Spec) -> list[str]:
 def _environment(name: str, env: EnvironmentState, flags: list[str]) -> EnvironmentStatus:
     live = env.live
     status = EnvironmentStatus(
-        name=name, script=env.script, exists=env.exists, secret_names=env.secret_names
+        name=name,
+        script=env.script,
+        exists=env.exists,
+        secret_names=env.secret_names,
+        foreign=find_foreign_move(name, env),
     )
     if live is None:
         return status
@@ -99,6 +109,7 @@ def _environment(name: str, env: EnvironmentState, flags: list[str]) -> Environm
             entry.message = version.message
             entry.created_on = version.created_on
             entry.flags = {k: version.vars[k] for k in flags if k in version.vars}
+            entry.secret_names = list(version.secret_names)
         status.split.append(entry)
     return status
 
@@ -128,6 +139,11 @@ def status_report(spec: Spec, observed: ObservedState) -> StatusReport:
     )
     if position is not None:
         report.position_text = position.describe()
+    for env_status in report.environments:
+        if env_status.foreign is not None:
+            report.foreign_text.append(
+                f"{env_status.foreign.describe()}. Next: {env_status.foreign.commands}"
+            )
     upcoming = next_step(spec, position)
     if upcoming is not None:
         phase, step = upcoming
