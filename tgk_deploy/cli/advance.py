@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,6 +15,7 @@ from tgk_deploy.cli.options import (
     ProjectOption,
     TimeoutOption,
     YesOption,
+    bounded,
 )
 from tgk_deploy.cli.output import Output, reports
 
@@ -36,8 +38,11 @@ def advance(
         ),
     ] = False,
     interval: Annotated[
-        str, typer.Option("--interval", help="How often --wait re-checks the triggers.")
-    ] = "5m",
+        timedelta,
+        bounded(
+            "duration", 1, 86400, "--interval", help="How often --wait re-checks the triggers."
+        ),
+    ] = "5m",  # type: ignore[assignment]
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     allow_force: Annotated[

@@ -48,6 +48,7 @@ def build_app() -> typer.Typer:
     )
 
     app = typer.Typer(
+        cls=one_line_errors(),
         name="tgk-deploy",
         help=(
             "Phased, metric-gated rollouts of the tgk Email Worker on Cloudflare, "
@@ -100,6 +101,50 @@ def build_app() -> typer.Typer:
         module.register(app)
     _app = app
     return app
+
+
+def one_line_errors() -> type:
+    """The command group, rendering a bad flag as one line (JSON with ``-o json``), exit 2."""
+    from typer import Abort
+    from typer._click.exceptions import UsageError  # typer vendors click
+    from typer.core import TyperGroup
+
+    class OneLineErrors(TyperGroup):
+        def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[no-untyped-def]
+            argv = list(sys.argv[1:] if args is None else args)
+            try:
+                code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+            except UsageError as error:
+                _bad_flag(error, argv)
+                code = 2
+            except Abort:
+                sys.stderr.write("aborted\n")
+                code = 1
+            if not standalone_mode:
+                return code
+            sys.exit(code if isinstance(code, int) else 0)
+
+    return OneLineErrors
+
+
+def _bad_flag(error: object, argv: list[str]) -> None:
+    import json
+
+    message = " ".join(str(getattr(error, "format_message", lambda: error)()).split())
+    context = getattr(error, "ctx", None)
+    command = context.command_path if context is not None else "tgk-deploy"
+    wants_json = any(
+        a in ("--output=json", "-ojson") or (a in ("-o", "--output") and b == "json")
+        for a, b in zip(argv, [*argv[1:], ""], strict=True)
+    )
+    if wants_json:
+        sys.stdout.write(
+            json.dumps(
+                {"error": "UsageError", "message": message, "hint": f"{command} --help"}, indent=2
+            )
+            + "\n"
+        )
+    sys.stderr.write(f"error: {message} (see {command} --help)\n")
 
 
 def __getattr__(name: str) -> object:

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from tgk_deploy.cli.options import bounded
+
 emulator_app = typer.Typer(
     name="emulator",
     help="A local Cloudflare API emulator (tests, rehearse, demos).",
@@ -24,7 +26,9 @@ def register(app: typer.Typer) -> None:
 
 @emulator_app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 0,
+    port: Annotated[
+        int, bounded("int", 0, 65535, "--port", help="TCP port; 0 picks a free one.")
+    ] = 0,
     host: Annotated[str, typer.Option(help="Loopback address to bind.")] = "127.0.0.1",
     seed_demo: Annotated[
         bool,
@@ -33,9 +37,12 @@ def serve(
         ),
     ] = False,
     latency_ms: Annotated[
-        float, typer.Option(help="Wait this long before every API answer.")
+        float,
+        bounded("float", 0, 60000, "--latency-ms", help="Wait this long before every API answer."),
     ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of ids and injected faults.")] = 0,
+    seed: Annotated[
+        int, bounded("int", 0, 2**31, "--seed", help="Seed of ids and injected faults.")
+    ] = 0,
 ) -> None:
     """Serve the emulator until Ctrl-C; control plane under /__emulator/."""
     from tgk_deploy.emulator import start

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tgk_deploy.cli.options import OutputFormat, OutputOption, PhaseOption, ProjectOption
+from tgk_deploy.cli.options import OutputFormat, OutputOption, PhaseOption, ProjectOption, bounded
 from tgk_deploy.cli.output import Output, reports
 
 if TYPE_CHECKING:
@@ -132,12 +132,19 @@ def gate(
         ),
     ] = Criteria.SUCCESS,
     wait: Annotated[
-        str,
-        typer.Option("--wait", help="Keep re-evaluating until pass or this long (e.g. 30m)."),
-    ] = "0",
+        timedelta,
+        bounded(
+            "duration",
+            0,
+            7 * 86400,
+            "--wait",
+            help="Keep re-evaluating until pass or this long (e.g. 30m).",
+        ),
+    ] = "0",  # type: ignore[assignment]
     interval: Annotated[
-        str, typer.Option("--interval", help="Time between evaluations with --wait.")
-    ] = "30s",
+        timedelta,
+        bounded("duration", 1, 86400, "--interval", help="Time between evaluations with --wait."),
+    ] = "30s",  # type: ignore[assignment]
     at: Annotated[
         str | None,
         typer.Option("--at", help="Judge at this past time (ISO 8601 or unix seconds)."),
@@ -154,7 +161,9 @@ def gate(
     ] = "production",
     timeout: Annotated[
         float,
-        typer.Option("--timeout", min=0.1, help="Give up on Prometheus after this many seconds."),
+        bounded(
+            "float", 0.1, 600, "--timeout", help="Give up on Prometheus after this many seconds."
+        ),
     ] = 20,
     project: ProjectOption = None,
     output: OutputOption = OutputFormat.TEXT,

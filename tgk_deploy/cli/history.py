@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tgk_deploy.cli.options import OutputFormat, OutputOption, ProjectOption
+from tgk_deploy.cli.options import OutputFormat, OutputOption, ProjectOption, bounded
 from tgk_deploy.cli.output import Output, reports
 
 if TYPE_CHECKING:
@@ -34,9 +34,9 @@ def _journal_file(project_file: Path | None) -> Path:
 @reports
 def history(
     phase: Annotated[
-        int | None, typer.Option("--phase", "-p", min=1, help="Only this phase.")
+        int | None, bounded("int", 1, 99, "--phase", "-p", help="Only this phase.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
+    limit: Annotated[int, bounded("int", 1, 10000, "--limit", "-n", help="How many runs.")] = 20,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Each action and verdict too.")
     ] = False,

@@ -74,12 +74,7 @@ class EventPrinter:
         if event.kind == "wait" and self.until is not None:
             text += f" ({_left(self.until)})"
         console = self._live.console if self._live else self.out.errors
-        console.print(
-            f"[{style}]{text}[/]" if style else text,
-            markup=False,
-            style=style or None,
-            highlight=False,
-        )
+        console.print(text, markup=False, style=style or None, highlight=False)
 
     def render(self) -> RenderableType:
         from rich.console import Group

@@ -1,12 +1,83 @@
-"""Options shared by many commands, declared once so they read the same everywhere."""
+"""Options shared by many commands, declared once so they read the same everywhere.
+
+Every flag that takes a number or a duration is checked by one validator
+(``Bounded``): finite, within bounds that ``--help`` states, or exit 2 with
+one line naming the flag (``app.OneLineErrors`` renders it), before anything
+is read or called.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+_DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d|w))+|0")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _seconds_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+class Bounded:
+    """A number (``kind`` int or float) or a duration, finite and within [low, high]."""
+
+    def __init__(self, kind: str, low: float, high: float) -> None:
+        self.kind = kind
+        self.low, self.high = low, high
+        self.__name__ = kind  # typer names the value's type after its parser
+
+    @property
+    def bounds(self) -> str:
+        if self.kind == "duration":
+            return f"{_seconds_text(self.low)}..{_seconds_text(self.high)}"
+        return f"{self.low:g}..{self.high:g}"
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, timedelta | int | float) and not isinstance(value, bool):
+            return value  # a default, already a value
+        text = str(value).strip()
+        try:
+            number = self._parse(text)
+        except ValueError as error:
+            raise typer.BadParameter(f"{value!r} {error}; expected {self.bounds}") from None
+        if not self.low <= number <= self.high:
+            raise typer.BadParameter(f"{value!r} is out of bounds; expected {self.bounds}")
+        if self.kind == "duration":
+            return timedelta(seconds=number)
+        return int(number) if self.kind == "int" else number
+
+    def _parse(self, text: str) -> float:
+        if self.kind == "duration":
+            if not _DURATION.fullmatch(text):
+                raise ValueError("is not a duration (a number with a unit: 30s, 10m, 1h30m, 2d)")
+            return sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w)", text))
+        if self.kind == "int":
+            if not re.fullmatch(r"[+-]?\d+", text):
+                raise ValueError("is not a whole number")
+            return float(int(text))
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError("is not a finite number")
+        return number
+
+
+def bounded(kind: str, low: float, high: float, *names: str, help: str, **extra: Any) -> Any:
+    """A typer option checked by ``Bounded``; its bounds are appended to the help."""
+    checker = Bounded(kind, low, high)
+    return typer.Option(*names, parser=checker, help=f"{help} [{checker.bounds}]", **extra)
 
 
 class OutputFormat(StrEnum):
@@ -27,12 +98,14 @@ ProjectOption = Annotated[
         show_default=False,
     ),
 ]
-PhaseOption = Annotated[int, typer.Option("--phase", "-p", min=1, help="The phase number.")]
+PhaseOption = Annotated[int, bounded("int", 1, 99, "--phase", "-p", help="The phase number.")]
 TimeoutOption = Annotated[
     float,
-    typer.Option(
+    bounded(
+        "float",
+        1,
+        3600,
         "--timeout",
-        min=1,
         help="Seconds one Cloudflare operation may take, retries and Retry-After waits included.",
     ),
 ]

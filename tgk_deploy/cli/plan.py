@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tgk_deploy.cli.options import OutputFormat, OutputOption, ProjectOption, TimeoutOption
+from tgk_deploy.cli.options import OutputFormat, OutputOption, ProjectOption, TimeoutOption, bounded
 from tgk_deploy.cli.output import Output, reports
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 @reports
 def plan(
     phase: Annotated[
-        int | None, typer.Option("--phase", "-p", min=1, help="The phase to plan.")
+        int | None, bounded("int", 1, 99, "--phase", "-p", help="The phase to plan.")
     ] = None,
     whole_rollout: Annotated[
         bool,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tgk_deploy.cli.options import OutputFormat, OutputOption, ProjectOption, TimeoutOption
+from tgk_deploy.cli.options import OutputFormat, OutputOption, ProjectOption, TimeoutOption, bounded
 from tgk_deploy.cli.output import Output, reports
 
 if TYPE_CHECKING:
@@ -39,7 +39,9 @@ def status(
     ] = Environment.PRODUCTION,
     watch: Annotated[
         float | None,
-        typer.Option("--watch", "-w", help="Redraw every this many seconds until Ctrl-C.", min=1),
+        bounded(
+            "float", 1, 3600, "--watch", "-w", help="Redraw every this many seconds until Ctrl-C."
+        ),
     ] = None,
     project: ProjectOption = None,
     timeout: TimeoutOption = 30.0,

@@ -74,6 +74,7 @@ class Hold:
     arrived: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
     taken: bool = False
+    call: str = ""  # "METHOD /path" of the call held
 
     def wait(self) -> None:
         self.arrived.set()
@@ -286,6 +287,7 @@ class Faults:
                 break
             if held is not None:
                 held.taken = True
+                held.call = f"{method} {strip_prefix(path)}"
                 self.injected.append(f"{method} {strip_prefix(path)}: held")
             releases = tuple(
                 h.released
