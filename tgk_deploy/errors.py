@@ -154,7 +154,7 @@ class CloudflareError(TgkError):
         if details:
             message += f": {details}"
         message += f". Cloudflare state: {state_left}"
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint or _next_command(status))
 
     @property
     def codes(self) -> list[int]:
@@ -168,6 +168,18 @@ class CloudflareError(TgkError):
             "cloudflare_errors": [e.__dict__ for e in self.errors],
             "state_left": self.state_left,
         }
+
+
+def _next_command(status: int | None) -> str:
+    """What to run after a Cloudflare failure that named no command of its own."""
+    if status in (401, 403):
+        return (
+            "check CLOUDFLARE_API_TOKEN and its permissions (Workers Scripts, Email Routing, "
+            "D1: edit) and CLOUDFLARE_ACCOUNT_ID, then run the same command again"
+        )
+    if status == 429:
+        return "wait a few minutes (Cloudflare's rate limit), then run the same command again"
+    return "tgk-deploy status shows what Cloudflare has; the same command again finishes the job"
 
 
 class RateLimited(CloudflareError):

@@ -209,3 +209,51 @@ def test_a_locked_journal_delays_a_rollback_by_one_journal_timeout_at_most(opera
     assert json.loads(locked.stdout)["message"].startswith("phase 1 rolled back")
     assert "journal" in locked.stderr and "locked" in locked.stderr
     assert locked_seconds <= usual_seconds + JOURNAL_TIMEOUT + 1.0, (usual_seconds, locked_seconds)
+
+
+SECRET_STEP = (
+    PHASE.split("steps:")[0]
+    + textwrap.dedent(
+        """\
+    steps:
+      - id: canary
+        actions:
+          - export_d1: {database: main}
+          - put_secret: {name: REPLY_SIGNING_SECRET, from_env: REPLY_SIGNING_SECRET}
+          - deploy: {percentage: 10}
+    """
+    )
+    + "rollback_triggers:"
+    + PHASE.split("rollback_triggers:")[1]
+)
+
+
+@pytest.mark.parametrize("value", ["", None], ids=["empty", "unset"])
+def test_a_missing_secret_value_is_bad_input_before_any_change(
+    operator_env, tmp_path, monkeypatch, value
+):
+    """Found after a D1 export it would leave the step part-done; found at planning, nothing is."""
+    (tmp_path / "secret").mkdir()
+    project = write_project(tmp_path / "secret", SECRET_STEP)
+    monkeypatch.setenv("TGK_DEPLOY_PROJECT", str(project))
+    if value is None:
+        monkeypatch.delenv("REPLY_SIGNING_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("REPLY_SIGNING_SECRET", value)
+    before = len(operator_env.requests)
+
+    result = invoke("advance", "--phase", "1", "--yes")
+
+    assert result.exit_code == 2, result.output
+    assert "REPLY_SIGNING_SECRET" in result.stderr and "next:" in result.stderr
+    assert [r for r in operator_env.requests[before:] if r.method != "GET"] == []
+    assert not (tmp_path / "secret" / "backups").exists()
+
+
+def test_a_malformed_api_url_is_bad_input_at_once(operator_env, monkeypatch):
+    monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", "not-a-url")
+
+    result = invoke("rollback", "--immediate")
+
+    assert result.exit_code == 2
+    assert "CLOUDFLARE_API_BASE_URL is not a URL" in result.stderr

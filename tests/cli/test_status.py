@@ -138,6 +138,7 @@ def test_status_with_a_bad_token_exits_6_and_says_what_failed(live, emulator_env
 
     assert result.exit_code == 6
     assert "list deployments of tgk-email-orchestrator failed (HTTP 401)" in result.stderr
+    assert "next: check CLOUDFLARE_API_TOKEN" in result.stderr
 
 
 def test_status_without_credentials_is_bad_input(monkeypatch):

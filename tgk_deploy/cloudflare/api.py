@@ -184,6 +184,13 @@ class CloudflareAPI:
         account = _ref(project.account_id, kwargs.get("refs"))
         zone = _ref(project.email_routing.zone_id, kwargs.get("refs"))
         base_url = os.environ.get("CLOUDFLARE_API_BASE_URL") or None
+        if base_url is not None:
+            parsed = httpx.URL(base_url) if "://" in base_url else None
+            if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+                raise ConfigError(
+                    f"CLOUDFLARE_API_BASE_URL is not a URL: {base_url!r}",
+                    hint="export CLOUDFLARE_API_BASE_URL=https://host/client/v4, or unset it",
+                )
         return cls(
             token=token,
             account_id=account,
@@ -192,6 +199,10 @@ class CloudflareAPI:
             timeout=timeout,
             **kwargs,
         )
+
+    def resolve(self, ref: str) -> str:
+        """A ``${NAME}`` reference of the project file, as the calls will read it."""
+        return _ref(ref, self.refs)
 
     def close(self) -> None:
         self.client.close()

@@ -268,6 +268,7 @@ def advance(
                             f"success criteria of phase {phase} do not pass yet: {verdict.why}"
                         )
                         return report
+            check_inputs(ctx, step_plan)  # a missing secret or id is bad input, said now
             if dry_run:
                 report.status = AdvanceStatus.PLANNED
                 return report
@@ -304,6 +305,22 @@ def advance(
             ctx.journal.finish_run(
                 ctx.run_id, report.status.value, step=report.step, message=report.message
             )
+
+
+def check_inputs(ctx: Context, step_plan: Plan) -> None:
+    """Every secret source and environment reference the step will read, read before any change.
+
+    Found missing half-way (after a D1 export, say) they would leave a step
+    part-done for a typo; found here they are bad input (exit 2), nothing changed.
+    """
+    from tgk_deploy.planner.actions import ExportD1, PutSecret
+    from tgk_deploy.secret_values import read_secret
+
+    for action in step_plan.actions:
+        if isinstance(action, PutSecret):
+            read_secret(action.name, action.source, ctx.project_dir)
+        elif isinstance(action, ExportD1):
+            ctx.api.resolve(ctx.spec.project.d1[action.database].database_id)
 
 
 def _known_runs(ctx: Context) -> Callable[[str], bool]:
