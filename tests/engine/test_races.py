@@ -178,3 +178,35 @@ def test_two_runners_on_one_step_one_mutates(world, attempt):
     assert by_run == {winner}  # the split and the stamp: the winner's alone
     assert world.emulator.calls("PUT", "/rules/" + world.seeded["worker_rule"]) == 1
     assert world.emulator.calls("POST", "/export") - exports_before == 3  # one export, polled
+
+
+def test_the_window_in_which_a_late_advance_call_stands_is_a_few_round_trips(world, capsys):
+    """How long an in-flight advance deployment landing after a rollback stays live.
+
+    Measured from the emulator's log (50 ms a call): from the late split landing to
+    the advance's own deployment that puts the rollback's state back. README states it.
+    """
+    from datetime import datetime
+
+    at_step_before(world, "canary-50")
+    world.emulator.faults.set_latency(50)
+    hold = world.emulator.faults.hold_next("POST", DEPLOYMENTS, skip=1, timeout_s=30)
+    thread, outcome = in_thread(lambda: advance(runner(world, "ci"), 1))
+    assert hold.arrived.wait(30)
+    rollback.immediate(runner(world, "laptop"))
+    mark = len(world.emulator.requests)
+    hold.released.set()
+    thread.join(60)
+
+    posts = [
+        r for r in world.emulator.requests[mark:] if r.method == "POST" and "deployments" in r.path
+    ]
+    late, restored = posts[0], posts[1]
+    window = (
+        datetime.fromisoformat(restored.timestamp) - datetime.fromisoformat(late.timestamp)
+    ).total_seconds()
+    with capsys.disabled():
+        print(f"\nrace window: a late advance split stood {window * 1000:.0f} ms at 50 ms a call")
+    assert isinstance(outcome[0], ConflictError)
+    assert_rolled_back(world)
+    assert window < 20 * 0.05
