@@ -35,7 +35,7 @@ _KEYS = {
     MarkKind.APPROVAL: "ok",
     MarkKind.ROLLBACK: "rb",
     MarkKind.ADVISORY: "note",
-    MarkKind.PROGRESS: "go",
+    MarkKind.PROGRESS: "g",
     MarkKind.CLAIM: "c",
     MarkKind.VERSION: "v",
 }
@@ -54,7 +54,7 @@ class RolloutMark(BaseModel):
     Rendered as ``tgk p=2 s=canary-25 r=r1a2b3c4``: Cloudflare keeps at most 50
     characters, so the keys are short (step ids are at most 28 characters).
     Every deployment and version tgk-deploy makes carries one in the same
-    request: ``s=`` a step applied, ``go=`` a change made while applying it
+    request: ``s=`` a step applied, ``g=`` a change made while applying it
     (before its stamp), ``c=`` a runner's claim on it, ``v=`` a version made
     for it. A re-run after a kill at any instant so recognises its own work.
     """
