@@ -85,7 +85,6 @@ class Responder:
         self._idle = threading.Condition()
         self._accepting = True
         self._halts: set[tuple[str, str]] = set()  # halts already announced: (fingerprint, start)
-        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._work, name="tgk-receiver", daemon=True)
 
     # ------------------------------------------------------------ the HTTP side
@@ -161,7 +160,7 @@ class Responder:
         if settings.standby:
             # wall time, not the engine's clock: this is about the other receiver's progress
             remaining = settings.standby.total_seconds() - (time.monotonic() - arrived)
-            self._stopping.wait(max(0.0, remaining))
+            time.sleep(max(0.0, remaining))
         ctx = replace(self.base, run_id=new_run_id(), pending=[])
         try:
             with self._run_lock(ctx):
@@ -216,7 +215,7 @@ class Responder:
             except ConflictError:
                 if time.monotonic() > deadline:
                     raise
-                self._stopping.wait(0.05)
+                time.sleep(0.05)
 
     # ------------------------------------------------------------ journal, log, metrics
 
