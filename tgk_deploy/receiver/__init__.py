@@ -17,3 +17,6 @@ Cloudflare stays the source of truth: every alert is decided against a fresh
 read, so Alertmanager's re-sends and a second receiver (an HA pair) find the
 response already done and change nothing.
 """
+
+WEBHOOK_PATH = "/alerts"
+"""Where Alertmanager posts; ``tgk-deploy export alertmanager`` writes it into the URL."""

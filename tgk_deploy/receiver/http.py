@@ -27,13 +27,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tgk_deploy.errors import ConfigError
+from tgk_deploy.receiver import WEBHOOK_PATH
 from tgk_deploy.receiver.payload import PayloadError, parse_notification
 from tgk_deploy.receiver.respond import Responder, ShuttingDown
 
 TOKEN_VAR = "TGK_DEPLOY_RECEIVER_TOKEN"
 USERNAME_VAR = "TGK_DEPLOY_RECEIVER_USERNAME"
 PASSWORD_VAR = "TGK_DEPLOY_RECEIVER_PASSWORD"
-WEBHOOK_PATH = "/alerts"
 DEFAULT_MAX_BODY = 1024 * 1024  # Alertmanager's notifications are a few KB
 
 

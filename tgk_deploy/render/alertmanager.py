@@ -23,7 +23,7 @@ def alertmanager_snippet(
     repeat_interval: str = "15m",
 ) -> dict[str, Any]:
     """``route.routes[0]`` and ``receivers[0]`` for every receiver URL (two for an HA pair)."""
-    from tgk_deploy.receiver.http import WEBHOOK_PATH
+    from tgk_deploy.receiver import WEBHOOK_PATH
 
     def http_config() -> dict[str, Any]:  # one per webhook: no YAML anchors in the output
         if auth == "bearer":
