@@ -199,6 +199,9 @@ def test_a_blackholed_prometheus_costs_a_gradual_rollback_one_short_budget(
 
     healthy, healthy_seconds = gradual_with(prometheus.url)
     dead, dead_seconds = gradual_with(blackhole)
+    print(
+        f"\ngradual rollback, 2 s interval: healthy {healthy_seconds:.2f} s, blackholed {dead_seconds:.2f} s"
+    )
 
     assert healthy.done and dead.done
     assert [p.next_share for p in dead.plans] == [75, 50, 25, 0]

@@ -153,7 +153,7 @@ def gradual(
     """
     pause = interval if interval is not None else ctx.spec.project.rollback.gradual.interval
     report = RollbackReport(run_id=ctx.run_id, mode=RollbackMode.GRADUAL)
-    checks_until = time.monotonic() + CHECK_BUDGET_SECONDS  # one budget for every check
+    budget = [CHECK_BUDGET_SECONDS]  # seconds left for checks: what they take, all together
     if not dry_run:
         _journal(ctx, "rollback", None, start=True)
     try:
@@ -173,7 +173,7 @@ def gradual(
             ctx.emit("wait", f"next gradual step in {pause}", until=ctx.clock.now() + pause)
             ctx.clock.sleep(pause.total_seconds())
             observed = ctx.observe()
-            verdicts = _bounded_checks(ctx, observed, step.phase or 1, checks_until)
+            verdicts = _bounded_checks(ctx, observed, step.phase or 1, budget)
             report.verdicts.extend(verdicts)
             if any(v.outcome is Outcome.FAIL for v in verdicts):
                 ctx.emit(
@@ -197,11 +197,13 @@ CHECK_BUDGET_SECONDS = 3.0  # all of a gradual rollback's between-step checks to
 
 
 def _bounded_checks(
-    ctx: Context, observed: ObservedState, phase: int, until: float
+    ctx: Context, observed: ObservedState, phase: int, budget: list[float]
 ) -> list[GateVerdict]:
     """The triggers, within what is left of the rollback's check budget; past it, inconclusive.
 
-    The rollback goes on either way: a check only decides whether to hurry.
+    ``budget[0]`` is what the checks may still take, all together; each
+    check's time is taken from it. The rollback goes on either way: a check
+    only decides whether to hurry.
     """
     from dataclasses import replace
 
@@ -210,7 +212,7 @@ def _bounded_checks(
 
     if ctx.metrics is None:
         return []
-    left = until - time.monotonic()
+    left = budget[0]
     why = (
         f"no trigger check: the gradual rollback's {CHECK_BUDGET_SECONDS:g} s budget for "
         "checks is spent; the rollback goes on"
@@ -218,12 +220,14 @@ def _bounded_checks(
     if left > 0.05:
         bounded = getattr(ctx.metrics, "bounded", None)
         metrics = bounded(left) if bounded is not None else ctx.metrics
+        started = time.monotonic()
         try:
             verdicts = check_triggers(replace(ctx, metrics=metrics), observed, phase)
         finally:
             if metrics is not ctx.metrics:
                 metrics.close()
-        if time.monotonic() < until or not any(v.outcome is Outcome.INCONCLUSIVE for v in verdicts):
+            budget[0] -= time.monotonic() - started
+        if budget[0] > 0 or not any(v.outcome is Outcome.INCONCLUSIVE for v in verdicts):
             return verdicts
         why = (
             f"trigger checks gave no answer within the gradual rollback's "
