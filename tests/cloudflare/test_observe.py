@@ -8,9 +8,13 @@ import pytest
 
 from tests.fixtures.cloudflare import seed_canary
 from tgk_deploy.cloudflare.observe import observe, observe_environment
+from tgk_deploy.emulator import DEFAULT_ZONE_ID
 from tgk_deploy.errors import MissingResource
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+ZONE = DEFAULT_ZONE_ID
 
 
 def test_observe_reads_splits_versions_secrets_and_rules_of_every_environment(cloudflare, spec):
@@ -73,8 +77,8 @@ def test_a_missing_script_or_rule_is_an_error_naming_each(cloudflare, spec):
     assert missing.value.exit_code == 6
     assert missing.value.missing == [
         "Worker script 'tgk-email-orchestrator-staging' (environments.staging.script)",
-        "email routing rule 'tgk-email-orchestrator' (email_routing.worker_rule)",
-        "email routing rule 'legacy-email-router' (email_routing.legacy_rule)",
+        f"email routing rule 'tgk-email-orchestrator' (email_routing.worker_rule) on zone {ZONE}",
+        f"email routing rule 'legacy-email-router' (email_routing.legacy_rule) on zone {ZONE}",
     ]
 
 
@@ -96,3 +100,16 @@ def test_get_versions_reads_several_at_once(cloudflare):
     )
 
     assert [v.number for v in versions] == [1, 2]
+
+
+def test_an_unknown_zone_is_an_error_naming_it(cloudflare, spec):
+    from tests.fixtures.cloudflare import make_api
+
+    cloudflare.emulator.state.seed_demo()
+    with (
+        make_api(cloudflare.emulator, [], zone_id="0" * 32) as api,
+        pytest.raises(MissingResource) as missing,
+    ):
+        observe(api, spec.project, now=NOW)
+
+    assert all("0" * 32 in text for text in missing.value.missing), missing.value.missing

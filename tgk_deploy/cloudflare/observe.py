@@ -94,7 +94,7 @@ def observe(
     listed = dict(zip(scripts, results[count : 2 * count], strict=True)) if with_versions else {}
     rules: list[EmailRule] = results[-1] if want_rules else []
     if require:
-        _require_present(project, scripts, deployments, rules if want_rules else None)
+        _require_present(project, scripts, deployments, rules if want_rules else None, api.zone_id)
 
     wanted = [
         (name, share.version_id)
@@ -130,6 +130,7 @@ def _require_present(
     scripts: dict[str, str],
     deployments: dict[str, list[Deployment] | None],
     rules: list[EmailRule] | None,
+    zone_id: str | None,
 ) -> None:
     missing = [
         f"Worker script {script!r} (environments.{name}.script)"
@@ -140,7 +141,7 @@ def _require_present(
         names = {rule.name for rule in rules}
         routing = project.email_routing
         missing += [
-            f"email routing rule {rule!r} (email_routing.{field})"
+            f"email routing rule {rule!r} (email_routing.{field}) on zone {zone_id}"
             for field, rule in (
                 ("worker_rule", routing.worker_rule),
                 ("legacy_rule", routing.legacy_rule),
