@@ -71,30 +71,37 @@ def next_line(process: subprocess.Popen[str], event: str) -> dict:
     raise AssertionError(f"the process ended before logging {event!r}")
 
 
-def test_serve_rolls_back_on_an_alert_then_stops_gracefully_on_sigterm(
-    emulator, cloudflare, project
-):
+def test_sigterm_mid_rollback_finishes_it_then_stops(emulator, cloudflare, project):
     ids = seed_canary(emulator)
     process = serve_process(emulator, project)
     try:
         url = next_line(process, "listening")["url"]
         assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+        emulator.faults.set_latency(100)  # the rollback takes a while: SIGTERM lands inside it
         answer = httpx.post(
             f"{url}/alerts",
             json=webhook(alert(1, "delivery-rate-low", starts_at=datetime.now(UTC))),
             headers={"Authorization": f"Bearer {TOKEN}"},
         )
         assert answer.status_code == 200
-        handled = next_line(process, "alert")
-        assert (handled["outcome"], handled["response"]) == ("acted", "immediate-rollback")
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=60)
+    emulator.faults.set_latency(0)
     assert process.returncode == 0, err
-    assert '"event": "stopped"' in err
+    events = [json.loads(line) for line in err.splitlines()]
+    kinds = [event["event"] for event in events]
+    assert kinds.index("stopping") < kinds.index("alert") < kinds.index("stopped")
+    handled = next(event for event in events if event["event"] == "alert")
+    assert (handled["outcome"], handled["response"]) == ("acted", "immediate-rollback")
     assert TOKEN not in err and TOKEN not in out
     live = cloudflare.api.live_deployment(PRODUCTION)
     assert [(v.version_id, v.percentage) for v in live.versions] == [(ids["stable"], 100.0)]
+    history = runner.invoke(app, ["history", "--project", str(project), "-o", "json"])
+    runs = {run["command"]: run for run in json.loads(history.stdout)["runs"]}
+    assert runs["serve"]["status"] == "stopped"
+    assert [a["status"] for a in runs["serve"]["actions"]] == ["acted"]
+    assert runs["rollback"]["status"] == "succeeded"
 
 
 def test_serve_without_credentials_is_bad_input(emulator, project):

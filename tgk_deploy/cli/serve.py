@@ -88,9 +88,10 @@ def serve(
             sys.stderr.write(json.dumps(stamped, default=str) + "\n")
             sys.stderr.flush()
 
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    # SIGTERM/SIGINT are blocked in every thread (threads inherit the mask) and taken by
+    # sigwait below: no handler runs inside a lock some thread holds
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     with serving(
         project,
         settings,
@@ -100,4 +101,5 @@ def serve(
         timeout=timeout,
         log=log,
     ):
-        stop.wait()
+        received = signal.sigwait(stop_signals)
+        log({"event": "signal", "signal": signal.Signals(received).name})
