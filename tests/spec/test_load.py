@@ -382,7 +382,7 @@ def project_text(**changes: str) -> str:
     for old, new in changes.items():
         assert old in text, old
         text = text.replace(old, new)
-    return text
+    return text.replace("bundle: wrangler\n", f"bundle: {REPO / 'wrangler'}\n")
 
 
 def spec_problems(tmp_path: Path, project: str, phases: dict[str, str]):
@@ -583,3 +583,52 @@ def test_multiline_yaml_errors_still_name_the_line(tmp_path):
     )
     problems = only_problem(write(tmp_path, "1-x.yaml", text))
     assert problems[0].message.startswith("YAML") and problems[0].line >= 3
+
+
+# --------------------------------------------------------------------------- cross-file, located
+
+
+def test_a_phase_number_collision_is_reported_on_both_files_with_lines(tmp_path):
+    directory = phases_dir(tmp_path, **{"1-a": VALID_PHASE, "1-b": "# b\n" + VALID_PHASE})
+    problems = [p for p in only_problem(directory) if "also in" in p.message]
+    assert {(Path(p.file).name, p.line) for p in problems} == {("1-a.yaml", 1), ("1-b.yaml", 2)}
+    assert any(p.message.endswith("1-b.yaml:2") for p in problems)
+
+
+def test_two_triggers_exporting_one_alert_name_are_both_located(tmp_path):
+    alert = "    alert: TgkDeliveryLow\n"
+    first = VALID_PHASE.replace("    for: 10m\n", "    for: 10m\n" + alert)
+    second = second_phase(**{"    for: 10m\n": "    for: 10m\n" + alert})
+    problems = only_problem(phases_dir(tmp_path, **{"1-a": first, "2-b": second}))
+    [problem] = [p for p in problems if "alert name" in p.message]
+    assert problem.field == "rollback_triggers[0].alert" and problem.line == 21
+    assert "1-a.yaml:21" in problem.message
+
+
+def test_for_longer_than_every_bake_is_refused(tmp_path):
+    text = VALID_PHASE.replace("for: 10m", "for: 72h")
+    [problem] = only_problem(write(tmp_path, "1-foundation.yaml", text))
+    assert problem.field == "rollback_triggers[0].for" and problem.line == 20
+    assert "longest: 2d" in problem.message
+
+
+def test_require_success_without_success_criteria_is_a_gate_with_no_checks(tmp_path):
+    text = VALID_PHASE.replace("    bake: 48h\n", "    bake: 48h\n    require_success: true\n")
+    [problem] = only_problem(write(tmp_path, "1-foundation.yaml", text))
+    assert problem.field == "steps[1].require_success" and problem.line == 15
+
+
+def test_a_project_whose_phases_folder_does_not_exist_is_not_valid(tmp_path):
+    (tmp_path / "tgk-deploy.yaml").write_text(project_text() + "phases_dir: rollout\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(tmp_path / "tgk-deploy.yaml")
+    [problem] = caught.value.problems
+    assert problem.field == "phases_dir" and "does not exist" in problem.message
+    assert problem.line == project_text().count("\n") + 1
+
+
+def test_a_prometheus_timeout_of_zero_is_refused(tmp_path):
+    problems = spec_problems(
+        tmp_path, project_text(**{"timeout: 10s": "timeout: 0s"}), {"1-a": VALID_PHASE}
+    )
+    assert [p.field for p in problems] == ["prometheus.timeout"]

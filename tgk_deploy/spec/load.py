@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,11 +26,15 @@ from tgk_deploy.spec.models import (
     Project,
     Spec,
     TrafficAction,
+    format_duration,
 )
+from tgk_deploy.spec.promql import known_metrics, query_problems
 from tgk_deploy.spec.source import Located, read_yaml
 
 PROJECT_FILE_NAMES = ("tgk-deploy.yaml", "tgk-deploy.yml")
 M = TypeVar("M", bound=BaseModel)
+CHECK_METRIC_NAMES = False
+"""Off until the phase files read only what the Worker emits again (issue 10 moves both)."""
 
 
 def validate_model(located: Located, model: type[M]) -> M | None:
@@ -87,8 +92,19 @@ def _phase_problems(
     numbers: dict[int, Located] = {}
     for located, phase in phases:
         if phase.phase in numbers:
-            first = numbers[phase.phase].file
-            problems.append(located.problem(("phase",), f"phase {phase.phase} is also in {first}"))
+            first = numbers[phase.phase]
+            first_line = first.where(("phase",))[0]
+            this_line = located.where(("phase",))[0]
+            problems.append(
+                located.problem(
+                    ("phase",), f"phase {phase.phase} is also in {first.file}:{first_line}"
+                )
+            )
+            problems.append(
+                first.problem(
+                    ("phase",), f"phase {phase.phase} is also in {located.file}:{this_line}"
+                )
+            )
         numbers.setdefault(phase.phase, located)
         stem_number = Path(located.file).name.split("-", 1)[0]
         if stem_number.isdigit() and int(stem_number) != phase.phase:
@@ -111,6 +127,7 @@ def _phase_problems(
                     )
                 )
                 break
+    problems += _alert_collisions(phases)
     for located, phase in phases:
         for index, required in enumerate(phase.requires):
             if required >= phase.phase:
@@ -125,8 +142,58 @@ def _phase_problems(
     return problems
 
 
-def _within_phase(located: Located, phase: Phase, project: Project | None) -> list[SpecProblem]:
+def _alert_collisions(phases: list[tuple[Located, Phase]]) -> list[SpecProblem]:
+    """Two triggers exporting one alert name: Prometheus would merge their pages."""
+    from tgk_deploy.triggers.alerts import alert_name
+
     problems: list[SpecProblem] = []
+    seen: dict[str, tuple[Located, tuple[str | int, ...]]] = {}
+    for located, phase in phases:
+        for index, trigger in enumerate(phase.rollback_triggers):
+            at = ("rollback_triggers", index, "alert" if trigger.alert else "name")
+            name = alert_name(phase, trigger)
+            if name in seen:
+                other, other_at = seen[name]
+                where = f"{other.file}:{other.where(other_at)[0]}"
+                problems.append(
+                    located.problem(
+                        at, f"alert name {name} is also exported by the trigger at {where}"
+                    )
+                )
+            seen.setdefault(name, (located, at))
+    return problems
+
+
+def _gate_problems(located: Located, phase: Phase) -> list[SpecProblem]:
+    """Gates that can never say anything: no checks to require, `for:` past every bake."""
+    problems: list[SpecProblem] = []
+    if not phase.success_criteria:
+        for index, step in enumerate(phase.steps):
+            if step.require_success:
+                problems.append(
+                    located.problem(
+                        ("steps", index, "require_success"),
+                        "require_success, but the phase has no success_criteria: "
+                        "a gate with no checks would pass on nothing",
+                    )
+                )
+    longest = max((step.bake for step in phase.steps), default=timedelta(0))
+    for kind in ("success_criteria", "rollback_triggers"):
+        for index, check in enumerate(getattr(phase, kind)):
+            if check.for_ is not None and check.for_ > longest:
+                problems.append(
+                    located.problem(
+                        (kind, index, "for"),
+                        f"for: {format_duration(check.for_)} is longer than every bake of "
+                        f"this phase (longest: {format_duration(longest)}): it cannot hold "
+                        "before the phase moves on",
+                    )
+                )
+    return problems
+
+
+def _within_phase(located: Located, phase: Phase, project: Project | None) -> list[SpecProblem]:
+    problems = _gate_problems(located, phase)
     seen_steps: dict[str, int] = {}
     deployed_in: set[str] = set()
     for index, step in enumerate(phase.steps):
@@ -224,11 +291,20 @@ def load_project(path: Path) -> Project:
     return project
 
 
+def _project(path: Path) -> tuple[Located, Project | None, set[str] | None]:
+    """The project file, validated, and the metric names its queries may read."""
+    located = read_yaml(path)
+    project = validate_model(located, Project)
+    known = known_metrics(path, project, located) if project and CHECK_METRIC_NAMES else None
+    return located, project, known
+
+
 def load_spec(project_path: Path | None = None, phase_paths: Sequence[Path] | None = None) -> Spec:
     """Load and cross-check the project and its phases; raise SpecError listing every problem."""
     project_path = project_path or find_project_file()
     problems: list[SpecProblem] = []
     project: Project | None = None
+    known: set[str] | None = None
     if project_path is None:
         problems.append(
             SpecProblem(
@@ -236,30 +312,52 @@ def load_spec(project_path: Path | None = None, phase_paths: Sequence[Path] | No
             )
         )
     else:
-        located_project = read_yaml(project_path)
-        project = validate_model(located_project, Project)
+        located_project, project, known = _project(project_path)
+        if phase_paths is None:
+            phase_paths = _project_phase_files(project_path, located_project, project)
         problems += located_project.problems
-    if phase_paths is None:
-        phase_dir = (project_path.parent if project_path else Path.cwd()) / (
-            project.phases_dir if project else "phases"
-        )
-        phase_paths = phase_files(phase_dir) if phase_dir.is_dir() else []
-    spec_phases = check_phases(phase_paths, project, problems)
+    spec_phases = check_phases(phase_paths or [], project, problems, known)
     if problems or project is None:
         raise SpecError(problems)
     return Spec(project=project, phases=spec_phases)
 
 
+def _project_phase_files(path: Path, located: Located, project: Project | None) -> list[Path]:
+    """The project's phase files; a missing or empty folder is a problem, not "0 valid"."""
+    if project is None:  # still check the phases: every problem of every file at once
+        directory = path.parent / "phases"
+        return phase_files(directory) if directory.is_dir() else []
+    directory = path.parent / project.phases_dir
+    if not directory.is_dir():
+        located.problems.append(
+            located.problem(("phases_dir",), f"the phases folder {str(directory)!r} does not exist")
+        )
+        return []
+    files = phase_files(directory)
+    if not files:
+        located.problems.append(
+            located.problem(("phases_dir",), f"no .yaml phase files in {str(directory)!r}")
+        )
+    return files
+
+
 def check_phases(
-    phase_paths: Sequence[Path], project: Project | None, problems: list[SpecProblem]
+    phase_paths: Sequence[Path],
+    project: Project | None,
+    problems: list[SpecProblem],
+    known_metrics: set[str] | None = None,
 ) -> list[Phase]:
-    """Validate phase files (and their cross-file rules), appending to ``problems``."""
+    """Validate phase files (queries parsed, cross-file rules), appending to ``problems``.
+
+    ``known_metrics`` None: metric names are not checked (no project to say where they are).
+    """
     loaded: list[tuple[Located, Phase]] = []
     for path in phase_paths:
         located = read_yaml(path)
         phase = validate_model(located, Phase)
         problems += located.problems
         if phase is not None:
+            problems += query_problems(located, phase, known_metrics)
             loaded.append((located, phase))
     problems += _phase_problems(loaded, project)
     return sorted((phase for _, phase in loaded), key=lambda p: p.phase)
@@ -271,14 +369,13 @@ def validate_paths(paths: Sequence[Path]) -> tuple[Project | None, list[Phase]]:
     project_path = project_path or find_project_file()
     problems: list[SpecProblem] = []
     project: Project | None = None
+    known: set[str] | None = None
     if project_path is not None:
-        located = read_yaml(project_path)
-        project = validate_model(located, Project)
-        problems += located.problems
+        located, project, known = _project(project_path)
         if not phase_paths and not paths:
-            phase_dir = project_path.parent / (project.phases_dir if project else "phases")
-            phase_paths = phase_files(phase_dir) if phase_dir.is_dir() else []
-    phases = check_phases(phase_paths, project, problems)
+            phase_paths = _project_phase_files(project_path, located, project)
+        problems += located.problems
+    phases = check_phases(phase_paths, project, problems, known)
     if problems:
         raise SpecError(problems)
     return project, phases

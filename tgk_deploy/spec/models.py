@@ -199,13 +199,6 @@ CheckSeverity = Annotated[
 """The RFC's severities (ALC-RFC-006, Alert Rules): the only ones a check may declare."""
 
 
-class MinimumSample(StrictModel):
-    """Below this many events the numbers say nothing: the verdict is inconclusive."""
-
-    query: str = Field(description="PromQL returning the number of events in the window")
-    count: Number = Field(gt=0)
-
-
 QUERY_PLACEHOLDERS = ("candidate", "stable", "environment")
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
@@ -222,7 +215,24 @@ def _check_placeholders(query: Any) -> Any:
     return query
 
 
-PromQL = Annotated[str, StringConstraints(min_length=1), BeforeValidator(_check_placeholders)]
+class _PromQLMark:
+    """Marks a field as PromQL: ``validate`` parses every field so marked (spec/promql.py)."""
+
+    def __repr__(self) -> str:
+        return "PROMQL"
+
+
+PROMQL = _PromQLMark()
+PromQL = Annotated[
+    str, StringConstraints(min_length=1), BeforeValidator(_check_placeholders), PROMQL
+]
+
+
+class MinimumSample(StrictModel):
+    """Below this many events the numbers say nothing: the verdict is inconclusive."""
+
+    query: PromQL = Field(description="PromQL returning the number of events in the window")
+    count: Number = Field(gt=0)
 
 
 class MetricCheck(StrictModel):
@@ -595,6 +605,22 @@ class NotificationsSpec(StrictModel):
     )
 
 
+MetricName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")]
+
+
+class MetricsSpec(StrictModel):
+    """Which series queries may read: the Worker's own table, plus declared outsiders."""
+
+    source: str = Field(
+        default="src/metrics.js",
+        description="the Worker file declaring its metrics, relative to the bundle folder",
+    )
+    external: list[MetricName] = Field(
+        default_factory=list,
+        description="series from other exporters that queries may read, e.g. up",
+    )
+
+
 class Project(StrictModel):
     schema_: str | None = Field(default=None, alias="$schema", exclude=True)
     account_id: EnvRef
@@ -612,6 +638,7 @@ class Project(StrictModel):
         description="where runbooks/ is published, e.g. https://github.com/org/repo/blob/main/; "
         "exported alerts link their runbook section there (absolute links)",
     )
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     phases_dir: str = Field(default="phases")
     journal: str = Field(default=".tgk-deploy/journal.sqlite")
 
