@@ -37,7 +37,7 @@ PHASE = textwrap.dedent(
         query: vector(0.9996)
         op: "<"
         threshold: 0.995
-        for: 10s
+        for: 5s
         min_sample: {query: "vector(5000)", count: 100}
       - name: routing-errors
         query: vector(2)

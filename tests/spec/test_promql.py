@@ -135,3 +135,44 @@ def test_min_sample_and_baseline_queries_are_parsed_too(tmp_path):
     )
     fields = {p.field for p in only_problem(write(tmp_path, "1-foundation.yaml", text))}
     assert fields == {"rollback_triggers[0].relative_to", "rollback_triggers[0].min_sample.query"}
+
+
+def _project_with(tmp_path: Path, phase_text: str, extra: str = "") -> Path:
+    from tests.fixtures.spec import write_project
+
+    project = write_project(tmp_path, phase_text)
+    project.write_text(project.read_text() + extra)
+    return project
+
+
+def test_validate_refuses_a_metric_the_worker_does_not_emit(tmp_path):
+    from tgk_deploy.errors import SpecError
+    from tgk_deploy.spec.load import validate_paths
+
+    text = VALID_PHASE.replace("tgk_email_delivery_total[5m]", "tgk_email_delivery_totl[5m]")
+    with pytest.raises(SpecError) as caught:
+        validate_paths([_project_with(tmp_path, text)])
+    [problem] = caught.value.problems
+    assert (problem.line, problem.column) == (17, 21) and "tgk_email_delivery_totl" in str(problem)
+
+
+def test_external_metrics_are_declared_in_the_project_file(tmp_path):
+    from tgk_deploy.spec.load import validate_paths
+
+    text = VALID_PHASE.replace("tgk_email_delivery_total[5m]", "probe_success[5m]")
+    project, _ = validate_paths(
+        [_project_with(tmp_path, text, "metrics:\n  external: [probe_success]\n")]
+    )
+    assert project is not None and project.metrics.external == ["probe_success"]
+
+
+def test_commands_that_act_do_not_need_the_workers_metric_table(tmp_path):
+    """A rollback must not fail because the bundle folder is missing; validate says it."""
+    from tgk_deploy.errors import SpecError
+    from tgk_deploy.spec.load import load_spec, validate_paths
+
+    project = _project_with(tmp_path, VALID_PHASE)
+    project.write_text(project.read_text().replace(f"bundle: {REPO / 'wrangler'}", "bundle: gone"))
+    assert load_spec(project).phases
+    with pytest.raises(SpecError, match="cannot check metric names"):
+        validate_paths([project])

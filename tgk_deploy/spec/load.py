@@ -33,8 +33,6 @@ from tgk_deploy.spec.source import Located, read_yaml
 
 PROJECT_FILE_NAMES = ("tgk-deploy.yaml", "tgk-deploy.yml")
 M = TypeVar("M", bound=BaseModel)
-CHECK_METRIC_NAMES = False
-"""Off until the phase files read only what the Worker emits again (issue 10 moves both)."""
 
 
 def validate_model(located: Located, model: type[M]) -> M | None:
@@ -164,19 +162,9 @@ def _alert_collisions(phases: list[tuple[Located, Phase]]) -> list[SpecProblem]:
     return problems
 
 
-def _gate_problems(located: Located, phase: Phase) -> list[SpecProblem]:
-    """Gates that can never say anything: no checks to require, `for:` past every bake."""
+def _for_problems(located: Located, phase: Phase) -> list[SpecProblem]:
+    """Checks that can never hold: a `for:` longer than every bake of the phase."""
     problems: list[SpecProblem] = []
-    if not phase.success_criteria:
-        for index, step in enumerate(phase.steps):
-            if step.require_success:
-                problems.append(
-                    located.problem(
-                        ("steps", index, "require_success"),
-                        "require_success, but the phase has no success_criteria: "
-                        "a gate with no checks would pass on nothing",
-                    )
-                )
     longest = max((step.bake for step in phase.steps), default=timedelta(0))
     for kind in ("success_criteria", "rollback_triggers"):
         for index, check in enumerate(getattr(phase, kind)):
@@ -193,7 +181,7 @@ def _gate_problems(located: Located, phase: Phase) -> list[SpecProblem]:
 
 
 def _within_phase(located: Located, phase: Phase, project: Project | None) -> list[SpecProblem]:
-    problems = _gate_problems(located, phase)
+    problems = _for_problems(located, phase)
     seen_steps: dict[str, int] = {}
     deployed_in: set[str] = set()
     for index, step in enumerate(phase.steps):
@@ -291,11 +279,15 @@ def load_project(path: Path) -> Project:
     return project
 
 
-def _project(path: Path) -> tuple[Located, Project | None, set[str] | None]:
-    """The project file, validated, and the metric names its queries may read."""
+def _project(path: Path, *, metric_names: bool) -> tuple[Located, Project | None, set[str] | None]:
+    """The project file, validated, and (for validate) the metric names queries may read.
+
+    Only ``validate`` reads the Worker's metric table: a command that acts (a rollback above
+    all) must not depend on the bundle folder being there.
+    """
     located = read_yaml(path)
     project = validate_model(located, Project)
-    known = known_metrics(path, project, located) if project and CHECK_METRIC_NAMES else None
+    known = known_metrics(path, project, located) if project and metric_names else None
     return located, project, known
 
 
@@ -312,7 +304,7 @@ def load_spec(project_path: Path | None = None, phase_paths: Sequence[Path] | No
             )
         )
     else:
-        located_project, project, known = _project(project_path)
+        located_project, project, known = _project(project_path, metric_names=False)
         if phase_paths is None:
             phase_paths = _project_phase_files(project_path, located_project, project)
         problems += located_project.problems
@@ -371,8 +363,8 @@ def validate_paths(paths: Sequence[Path]) -> tuple[Project | None, list[Phase]]:
     project: Project | None = None
     known: set[str] | None = None
     if project_path is not None:
-        located, project, known = _project(project_path)
-        if not phase_paths and not paths:
+        located, project, known = _project(project_path, metric_names=True)
+        if not phase_paths:
             phase_paths = _project_phase_files(project_path, located, project)
         problems += located.problems
     phases = check_phases(phase_paths, project, problems, known)

@@ -237,6 +237,27 @@ def _within_limits(text: str, located: Located) -> bool:
     return True
 
 
+def _runaway_quote(text: str, error_line: int) -> tuple[int, int, int] | None:
+    """A quoted scalar that runs over lines and ends where the error is: a missing quote."""
+    culprit = None
+    try:
+        for token in yaml.scan(text, Loader=_LOADER):
+            if (
+                isinstance(token, yaml.ScalarToken)
+                and token.style in ('"', "'")
+                and token.end_mark.line > token.start_mark.line
+                and token.end_mark.line + 1 >= error_line - 1
+            ):
+                culprit = token
+                break
+    except yaml.YAMLError:
+        pass
+    if culprit is None:
+        return None
+    start = culprit.start_mark
+    return start.line + 1, start.column + 1, culprit.end_mark.line + 1
+
+
 def _syntax_problem(error: yaml.YAMLError, located: Located) -> None:
     """libyaml's message, placed where the reader has to look and worded for them."""
     if isinstance(error, yaml.reader.ReaderError):
@@ -256,6 +277,20 @@ def _syntax_problem(error: yaml.YAMLError, located: Located) -> None:
             opened.column + 1,
             f"YAML: the quote opened here is never closed (read up to line {line} looking for it)",
         )
+        return
+    runaway = _runaway_quote(located.text, line)
+    if runaway is not None:
+        quote_line, quote_column, end_line = runaway
+        located.add(
+            quote_line,
+            quote_column,
+            f"YAML: the quote opened here is not closed on its line, so YAML read on to "
+            f"the next quote (line {end_line}) and then found: {problem}",
+        )
+        return
+    if "simple key" in context and error.context_mark:
+        opened = error.context_mark
+        located.add(opened.line + 1, opened.column + 1, "YAML: this line has no ':' after its key")
         return
     if index < len(located.text) and located.text[index] == "\t":
         located.add(line, column, "YAML: a tab character; YAML indents with spaces only")
