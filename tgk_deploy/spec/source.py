@@ -30,8 +30,8 @@ PathKey = tuple[str | int, ...]
 
 MAX_BYTES = 1024 * 1024
 """A phase file is a few kilobytes; a megabyte is a mistake or an attack."""
-MAX_NODES = 20_000
-"""Nodes after alias expansion: a thousand steps fit, a billion laughs do not."""
+MAX_NODES = 5_000
+"""Nodes after alias expansion: the largest phase file has 201; 300 steps fit, a billion laughs do not."""
 MAX_DEPTH = 64
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster, same marks
