@@ -163,7 +163,10 @@ class Stage:
         rules = {r["name"]: r["enabled"] for r in api_rules(self.emulator)}
         del api
         return {
-            "split": sorted((tag[v["version_id"]], v["percentage"]) for v in live["versions"]),
+            "split": sorted(
+                (content(self.emulator, script, v["version_id"]), v["percentage"])
+                for v in live["versions"]
+            ),
             "mark": " ".join(w for w in messages[0].split() if not w.startswith("r=")),
             "rules": rules,
             "traffic moves": moves,
@@ -190,6 +193,19 @@ def api_deployments(emulator, script: str) -> list[dict]:
 def api_versions(emulator, script: str) -> list[dict]:
     path = f"/accounts/{DEFAULT_ACCOUNT_ID}/workers/scripts/{script}/versions?per_page=100"
     return api_get(emulator, path)["items"]
+
+
+def content(emulator, script: str, version_id: str) -> tuple[object, ...]:
+    """What a version is: its content tag if tgk-deploy uploaded it, its vars and secret names."""
+    path = f"/accounts/{DEFAULT_ACCOUNT_ID}/workers/scripts/{script}/versions/{version_id}"
+    version = api_get(emulator, path)
+    tag = (version.get("annotations") or {}).get("workers/tag") or "seed"
+    bindings = (version.get("resources") or {}).get("bindings") or []
+    return (
+        tag if tag.startswith("tgk-p") else "derived",
+        tuple(sorted((b["name"], b.get("text")) for b in bindings if b["type"] == "plain_text")),
+        tuple(sorted(b["name"] for b in bindings if b["type"] == "secret_text")),
+    )
 
 
 def api_rules(emulator) -> list[dict]:

@@ -19,6 +19,8 @@ ours now) or older than ``CLAIM_LEASE`` is ignored.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -163,6 +165,17 @@ class Applier:
         return self.step.model_copy(
             update={"kind": MarkKind.VERSION, "run_id": self.ctx.run_id}
         ).render()
+
+    def _secret_tag(self, base: str, added: list, removed: list[str]) -> str | None:
+        """A secret changed mid-split: one tag per step, base and names, so a re-run finds it.
+
+        (Never the value: a tag is readable by anyone who can list versions.)
+        """
+        if self.step is None:
+            return None  # a fresh tag
+        key = [base, sorted(s.name for s in added), sorted(removed), self.step.phase]
+        digest = hashlib.sha256(json.dumps([*key, self.step.step]).encode()).hexdigest()
+        return f"tgk-s-{digest[:12]}"
 
     def _newer(
         self, environment: str, history: list[Deployment], since: str | None = None
@@ -354,6 +367,9 @@ class Applier:
                 return {"deployment": deployment.id, "split": got}
             if self.guard:
                 break
+            if live is not None and is_rollback(live) and live.mark.run_id != self.ctx.run_id:
+                # another rollback came after ours: the later one stands, never fought over
+                return {"deployment": deployment.id, "superseded_by": live.id, "split": got}
         raise CloudflareError(
             f"verify deployment {deployment.id}",
             state_left=f"the live deployment is {live.id if live else 'none'} with split {got}",
@@ -648,7 +664,7 @@ class Applier:
                     f"version {target} no longer takes traffic on {script}",
                     hint="tgk-deploy status; then run the command again",
                 )
-            new_tag = tag  # None: a fresh tag (a secret added mid-split is not content-addressed)
+            new_tag = tag or self._secret_tag(target, add_secrets or [], remove_secrets or [])
             listed = known is not None and bool(known.versions)
             version = api.derive_version(
                 script,
