@@ -54,9 +54,9 @@ def test_each_malformed_file_is_refused_at_its_line(monkeypatch, name):
     case = EXPECTED[name]
     monkeypatch.chdir(REPO)  # phase files are checked against the real project
     path = CORPUS / name
-    started = time.perf_counter()
+    started = time.process_time()  # CPU: the machine is shared, a pause is not ours
     result = runner.invoke(app, ["validate", str(path), "--output", "json"])
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output + result.stderr

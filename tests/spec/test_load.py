@@ -632,3 +632,60 @@ def test_a_prometheus_timeout_of_zero_is_refused(tmp_path):
         tmp_path, project_text(**{"timeout: 10s": "timeout: 0s"}), {"1-a": VALID_PHASE}
     )
     assert [p.field for p in problems] == ["prometheus.timeout"]
+
+
+# --------------------------------------------------------------------------- strictness
+
+
+def _number_and_flag_fields():
+    """Every int, float and bool field reachable from the phase and project models."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    from tgk_deploy.spec.models import Phase, Project
+
+    seen, found = set(), []
+
+    def visit(annotation, where):
+        for arg in (annotation, *get_args(annotation)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel) and arg not in seen:
+                seen.add(arg)
+                for name, info in arg.model_fields.items():
+                    if info.annotation in (int, float, bool):
+                        found.append((f"{arg.__name__}.{name}", info))
+                    visit(info.annotation, name)
+            elif arg is not annotation:
+                visit(arg, where)
+
+    visit(Phase, "Phase")
+    visit(Project, "Project")
+    return found
+
+
+def test_every_number_and_flag_field_is_strict_and_every_float_finite():
+    """Fields added later get the same rules: `true` is not 1, "10" is not 10, .nan no number."""
+    from pydantic import Strict
+
+    fields = _number_and_flag_fields()
+    assert len(fields) >= 6
+    for name, info in fields:
+        assert any(isinstance(m, Strict) and m.strict for m in info.metadata), name
+        if info.annotation is float:
+            assert any(getattr(m, "allow_inf_nan", None) is False for m in info.metadata), name
+
+
+def test_bake_zero_is_the_same_written_either_way(tmp_path):
+    numbers = [
+        validate_paths([write(tmp_path, f"1-{i}.yaml", VALID_PHASE.replace("bake: 24h", text))])[1][
+            0
+        ]
+        .steps[0]
+        .bake
+        for i, text in enumerate(["bake: 0", 'bake: "0"', "bake: 0s"])
+    ]
+    assert {n.total_seconds() for n in numbers} == {0}
+    with pytest.raises(SpecError, match="duration"):
+        validate_paths(
+            [write(tmp_path, "1-x.yaml", VALID_PHASE.replace("bake: 24h", "bake: false"))]
+        )

@@ -31,6 +31,7 @@ def validate(
     summary = {
         "valid": True,
         "project": project is not None,
+        "metric_names_checked": project is not None,
         "phases": [{"phase": p.phase, "name": p.name, "steps": len(p.steps)} for p in phases],
     }
     Output(output).emit(
@@ -38,5 +39,6 @@ def validate(
         lambda console: console.print(
             f"ok: {'project file and ' if project else ''}{len(phases)} phase file(s) valid "
             f"({steps} steps)"
+            + ("" if project else "; metric names not checked: no project file found")
         ),
     )

@@ -18,7 +18,6 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tgk_deploy.errors import SpecError, SpecProblem
-from tgk_deploy.spec.explain import explain
 from tgk_deploy.spec.models import (
     DeployAction,
     ExportD1Action,
@@ -26,6 +25,7 @@ from tgk_deploy.spec.models import (
     Project,
     Spec,
     TrafficAction,
+    alert_name,
     format_duration,
 )
 from tgk_deploy.spec.promql import known_metrics, query_problems
@@ -42,6 +42,8 @@ def validate_model(located: Located, model: type[M]) -> M | None:
     try:
         return model.model_validate(located.data)
     except ValidationError as error:
+        from tgk_deploy.spec.explain import explain  # only a file with errors needs it
+
         located.problems += [explain(model, located, detail) for detail in error.errors()]
         return None
 
@@ -142,8 +144,6 @@ def _phase_problems(
 
 def _alert_collisions(phases: list[tuple[Located, Phase]]) -> list[SpecProblem]:
     """Two triggers exporting one alert name: Prometheus would merge their pages."""
-    from tgk_deploy.triggers.alerts import alert_name
-
     problems: list[SpecProblem] = []
     seen: dict[str, tuple[Located, tuple[str | int, ...]]] = {}
     for located, phase in phases:

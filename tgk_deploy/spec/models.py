@@ -496,6 +496,17 @@ class Phase(StrictModel):
         return trigger.response or self.on_trigger
 
 
+def alert_name(phase: Phase, trigger: Trigger) -> str:
+    """The trigger's declared ``alert``, else Tgk + Phase<N> + CamelCase of its name.
+
+    Here, beside the models, because validate checks names are unique across phases.
+    """
+    if trigger.alert:
+        return trigger.alert
+    camel = "".join(part.capitalize() for part in trigger.name.split("-"))
+    return f"TgkPhase{phase.phase}{camel}"
+
+
 # --------------------------------------------------------------------------- project
 
 

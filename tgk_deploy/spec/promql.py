@@ -11,7 +11,6 @@ fires, and Prometheus would happily accept it.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,6 +195,8 @@ def check_query(query: str, known: set[str] | None) -> list[tuple[int | None, st
     for name in dict.fromkeys(_metric_names(expression)):
         if name in known:
             continue
+        import difflib  # only a misspelt metric needs it
+
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
         hint = f"; did you mean {close[0]}?" if close else ""
         word = re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", filled)

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tgk_deploy.errors import ConfigError
-from tgk_deploy.spec.models import Phase, ResponseKind, Spec, Trigger, format_duration
+from tgk_deploy.spec.models import Phase, ResponseKind, Spec, Trigger, alert_name, format_duration
 from tgk_deploy.triggers.evaluate import LiveVersions, MissingVersion, render_query
 
 
@@ -40,14 +40,6 @@ class AlertRules(BaseModel):
 
     def document(self) -> dict[str, Any]:
         return {"groups": self.groups}
-
-
-def alert_name(phase: Phase, trigger: Trigger) -> str:
-    """The trigger's declared ``alert``, else Tgk + Phase<N> + CamelCase of its name."""
-    if trigger.alert:
-        return trigger.alert
-    camel = "".join(part.capitalize() for part in trigger.name.split("-"))
-    return f"TgkPhase{phase.phase}{camel}"
 
 
 def runbook_anchor(phase: Phase, trigger: Trigger) -> str:
