@@ -54,6 +54,7 @@ def serve(
         typer.echo(f"export CLOUDFLARE_ACCOUNT_ID={ids['account_id']}")
         typer.echo(f"export CLOUDFLARE_ZONE_ID={ids['zone_id']}")
         typer.echo(f"export TGK_D1_DATABASE_ID={ids['d1_database_id']}")
+        typer.echo(f"# zone name: {ids['zone_name']} (wrangler email routing rules list)", err=True)
     typer.echo("export CLOUDFLARE_API_TOKEN=emulator  # any non-empty token is accepted")
     typer.echo(f"# control plane: {emulator.origin}/__emulator/  (Ctrl-C stops)", err=True)
     try:

@@ -635,6 +635,10 @@ class Workers:
             script.secret_changes.append(version.number)
 
     def list_secrets(self, account_id: str, name: str) -> list[JsonDict]:
+        """The latest version's secrets: the version the Secrets API edits (a PUT or
+        DELETE copies it, and is refused with 10215 unless it alone is live), so
+        the listing reads the same one. ``tgk-deploy status`` shows each live
+        version's; both agree whenever the latest version alone takes traffic."""
         with self._shared.lock:
             script = self._script(account_id, name)
             return [{"name": n, "type": "secret_text"} for n in sorted(script.latest.secrets)]
