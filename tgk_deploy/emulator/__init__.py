@@ -1,9 +1,12 @@
 """A local, stateful emulator of the Cloudflare API endpoints tgk-deploy uses.
 
-``state`` holds the account and the API's rules, ``routes`` is the HTTP
-adapter, ``faults`` the seeded fault plan and ``server`` runs it all on
-127.0.0.1. Tests, ``tgk-deploy rehearse`` and the benchmarks use it through
-``start()``; ``tgk-deploy emulator serve`` runs it for other programs.
+Each Cloudflare service is a module of ``services/`` (workers, email_routing,
+d1, r2, kv, accounts) holding its state, its rules and its routes, as moto
+does it; ``wire`` is what they share on the wire (envelope, errors,
+pagination, route table), ``state`` holds one of each, ``routes`` dispatches,
+``faults`` is the seeded fault plan and ``server`` runs it all on 127.0.0.1.
+Tests, ``tgk-deploy rehearse`` and the benchmarks use it through ``start()``;
+``tgk-deploy emulator serve`` runs it for other programs (wrangler included).
 """
 
 from tgk_deploy.emulator.faults import Faults

@@ -2,7 +2,7 @@
 
 As moto does it: ``workers`` (scripts, versions, deployments, secrets,
 settings), ``email_routing``, ``d1``, ``r2``, ``kv`` (namespaces) and
-``accounts`` (accounts, zones, tokens). They share the wire conventions of ``emulator.wire`` and the clock,
-ids and lock of ``emulator.context``; ``emulator.state.EmulatorState`` holds
-one of each.
+``accounts`` (accounts, zones, tokens). They share the wire conventions of
+``emulator.wire`` and the clock, ids and lock of ``emulator.context``;
+``emulator.state.EmulatorState`` holds one of each.
 """
