@@ -21,6 +21,7 @@ demo: install  ## the whole rollout, with an incident, on the built-in Cloudflar
 test-deps: install  ## what the tests need beyond Python: Prometheus, Alertmanager, the Worker's npm packages
 	@if [ -x .ci/install-prometheus.sh ]; then .ci/install-prometheus.sh; fi
 	@if [ -x .ci/install-alertmanager.sh ]; then .ci/install-alertmanager.sh; fi
+	@if [ -x .ci/install-pushgateway.sh ]; then .ci/install-pushgateway.sh; fi
 	@if [ -x .ci/install-node-deps.sh ]; then .ci/install-node-deps.sh; fi
 
 test: test-deps  ## the whole suite
