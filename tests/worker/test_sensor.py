@@ -28,9 +28,10 @@ from typer.testing import CliRunner
 
 from tests.fixtures.prometheus import (
     PrometheusServer,
-    _free_port,
+    free_port,
     prometheus_binary,
     promtool_binary,
+    stop_process,
 )
 from tests.fixtures.spec import REPO
 from tgk_deploy.cli.app import app
@@ -93,7 +94,7 @@ def sensor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     if prometheus_binary() is None or promtool_binary() is None:
         pytest.skip("Prometheus is needed: .ci/install-prometheus.sh")
     directory = tmp_path_factory.mktemp("sensor")
-    port = _free_port()
+    port = free_port()
     log = (directory / "pushgateway.log").open("wb")
     gateway = subprocess.Popen(
         [
@@ -120,8 +121,7 @@ def sensor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         result = json.loads((directory / "sensor.json").read_text())
         result["final"] = httpx.get(f"{url}/metrics", timeout=5).text
     finally:
-        gateway.terminate()
-        gateway.wait(timeout=10)
+        stop_process(gateway)
 
     scrapes = [(T0 + timedelta(seconds=s["at_seconds"]), s["text"]) for s in result["scrapes"]]
     moment, last = scrapes[-1]
