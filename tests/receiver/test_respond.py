@@ -142,7 +142,6 @@ def test_a_resolved_alert_changes_nothing(world, alert_receivers):
 
 def test_only_what_is_live_is_acted_on(world, alert_receivers):
     run_to(world, 1, "canary-10")
-    candidate = world.production().live.versions[0].version_id
     receiver = alert_receivers.start(max_age=timedelta(minutes=30))
     now = world.clock.now()
     before = mutations(world)
@@ -168,7 +167,6 @@ def test_only_what_is_live_is_acted_on(world, alert_receivers):
         ("ignored", "not-ours"),
     ]
     assert mutations(world) == before
-    assert candidate != "0ld-version"
 
 
 def test_the_candidate_label_of_the_live_candidate_is_acted_on(world, alert_receivers):
