@@ -36,7 +36,7 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install  ## the project's own benchmarks
-	@for script in bench/*; do echo "== $$script"; $(BIN)/python $$script; done
+	@for script in bench/*; do case $$script in *.py|*/__pycache__) continue;; esac; echo "== $$script"; $(BIN)/python $$script; done  # *.py: shared by the scripts
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
