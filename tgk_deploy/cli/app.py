@@ -18,34 +18,46 @@ if TYPE_CHECKING:
     import typer
 
 _app: typer.Typer | None = None
+COMMAND_MODULES = (
+    "validate",
+    "schema",
+    "plan",
+    "status",
+    "advance",
+    "rollback",
+    "adopt",
+    "serve",
+    "gate",
+    "backtest",
+    "history",
+    "export",
+    "bundle",
+    "destroy",
+    "emulator",
+    "rehearse",
+    "runbook",
+)
+"""The modules under tgk_deploy/cli that register commands, in the order --help lists them."""
+REGISTERED_BY = {"approve": "advance", "restore": "adopt"}
+"""Commands whose module has another name."""
 
 
-def build_app() -> typer.Typer:
-    """The Typer app with every command registered (built once, on first use)."""
+def build_app(command: str | None = None) -> typer.Typer:
+    """The Typer app with every command registered (built once, on first use).
+
+    With ``command`` (the first argument of a run), only the module that
+    registers it: one run needs one command, and Typer builds a click command
+    (and a pydantic adapter per option) for every command registered. A name
+    no module registers gets the whole app, so its error lists them all.
+    """
     global _app
-    if _app is not None:
+    module = REGISTERED_BY.get(command or "", command)
+    only = module in COMMAND_MODULES
+    if _app is not None and not only:
         return _app
-    import typer
+    import importlib
 
-    from tgk_deploy.cli import (
-        adopt,
-        advance,
-        backtest,
-        bundle,
-        destroy,
-        emulator,
-        export,
-        gate,
-        history,
-        plan,
-        rehearse,
-        rollback,
-        runbook,
-        schema,
-        serve,
-        status,
-        validate,
-    )
+    import typer
 
     app = typer.Typer(
         cls=one_line_errors(),
@@ -79,26 +91,10 @@ def build_app() -> typer.Typer:
     ) -> None:
         """Phased, metric-gated rollouts of the tgk Email Worker on Cloudflare."""
 
-    for module in (
-        validate,
-        schema,
-        plan,
-        status,
-        advance,
-        rollback,
-        adopt,
-        serve,
-        gate,
-        backtest,
-        history,
-        export,
-        bundle,
-        destroy,
-        emulator,
-        rehearse,
-        runbook,
-    ):
-        module.register(app)
+    for name in (module,) if only else COMMAND_MODULES:
+        importlib.import_module(f"tgk_deploy.cli.{name}").register(app)
+    if only:
+        return app
     _app = app
     return app
 
@@ -165,10 +161,10 @@ def main() -> None:
     # pydantic looks for plugins in every installed package's metadata before its first
     # model: a tenth of a rollback's start-up; this CLI uses none (set it to "" to allow them)
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    app = build_app()
     if not help_cache.cacheable(argv):
-        app()
+        build_app(argv[0] if argv else None)()
         return
+    app = build_app()
     import contextlib
     import io
 
