@@ -92,7 +92,7 @@ def test_rollback_needs_exactly_one_mode(operator_env):
 
 def test_an_unknown_feature_is_bad_input(operator_env):
     result = invoke("rollback", "--feature", "teleport", "--yes")
-    assert result.exit_code == 2 and "ai, dynamic-routing, email-replies" in result.output
+    assert result.exit_code == 2 and "ai, buttons, dynamic-routing, email-replies" in result.output
 
 
 def test_destroy_lists_everything_then_needs_the_name(operator_env, tmp_path):

@@ -71,7 +71,7 @@ def test_plan_during_the_bake_refuses_with_the_time_left(at_canary_10):
     assert step["position"]["step"] == "canary-10"
     [refusal] = step["refusals"]
     assert refusal["reason"] == "bake"
-    assert refusal["message"].startswith("bake: 1d23h")
+    assert refusal["message"].startswith("bake: 3d23h")
     assert refusal["command"] == "tgk-deploy advance --phase 1 --wait"
     assert refusal["wait_until"] is not None
 
@@ -81,7 +81,7 @@ def test_plan_refusals_are_shown_with_reasons_in_text(at_canary_10):
 
     assert result.exit_code == 0, result.output
     assert "rollout at: phase 1 step canary-10 applied at" in result.stdout
-    assert "refused (bake): bake: 1d23h" in result.stdout
+    assert "refused (bake): bake: 3d23h" in result.stdout
     assert "next: tgk-deploy advance --phase 1 --wait" in result.stdout
     assert "ready:" not in result.stdout
 

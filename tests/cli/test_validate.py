@@ -20,7 +20,7 @@ def test_the_project_validates(monkeypatch):
     monkeypatch.chdir(REPO)
     result = runner.invoke(app, ["validate"])
     assert result.exit_code == 0, result.output
-    assert "5 phase file(s) valid (17 steps)" in result.output
+    assert "5 phase file(s) valid (23 steps)" in result.output
 
 
 def test_validate_reports_json_for_machines(monkeypatch):
@@ -33,12 +33,12 @@ def test_validate_reports_json_for_machines(monkeypatch):
 def test_a_bad_file_exits_2_with_file_line_and_field_and_no_traceback(tmp_path):
     bad = tmp_path / "1-bad.yaml"
     good = (REPO / "phases" / "1-foundation.yaml").read_text()
-    bad.write_text(good.replace("percentage: 10}", "percentage: 1000}"))
+    bad.write_text(good.replace("percentage: 10,", "percentage: 1000,"))
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 2
     line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "1000" in text)
     assert f"{bad}:{line}:" in result.stderr
-    assert "steps[1].actions[1].deploy.percentage" in result.stderr
+    assert "steps[2].actions[0].deploy.percentage" in result.stderr
     assert "Traceback" not in result.output + result.stderr
 
 
@@ -104,9 +104,10 @@ def test_the_whole_rollout_on_paper_needs_no_network_and_lists_every_step(monkey
     assert document["simulated"] is True
     assert [(s["phase"], s["step"]) for s in document["steps"]][:3] == [
         (1, "staging"),
+        (1, "bridge"),
         (1, "canary-10"),
-        (1, "canary-50"),
     ]
-    assert len(document["steps"]) == 17
+    assert len(document["steps"]) == 23
+    assert document["ends_on_day"] >= 77  # the RFC's eleven weeks
     text = runner.invoke(app, ["plan", "--whole-rollout"])
     assert "on paper: no API call" in text.output and "retire-legacy" in text.output

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tests.fixtures.spec import T0
-from tgk_deploy.engine.advance import AdvanceStatus, advance, approve
+from tgk_deploy.engine.advance import AdvanceStatus, advance, approve, halt, resume
 from tgk_deploy.errors import CloudflareError, ConflictError
 from tgk_deploy.planner.observed import MarkKind
 from tgk_deploy.planner.plan import RefusalReason, find_position
@@ -64,17 +64,26 @@ def test_a_rerun_during_the_bake_refuses_with_the_time_left_and_changes_nothing(
 
 def test_wait_watches_the_bake_rechecking_triggers_then_advances(world):
     advance(world.context(), 1)
+    approve(world.context(), 1, "bridge")
     report = advance(world.context(), 1, wait=True, interval=timedelta(hours=6))
-    assert (report.status, report.step) == (AdvanceStatus.APPLIED, "canary-10")
+    assert (report.status, report.step) == (AdvanceStatus.APPLIED, "bridge")
     assert world.clock.now() - T0 >= timedelta(hours=24)
     waits = [e for e in world.events if e.kind == "wait"]
     assert len(waits) >= 4 and "left of 1d" in waits[0].message
     production = world.production()
-    shares = sorted(v.percentage for v in production.live.versions)
-    assert shares == [10.0, 90.0]
-    assert (world.tmp / "backups" / "p1-canary-10-main.sql").read_text().startswith("PRAGMA")
+    (bridge,) = production.live.versions
+    assert bridge.percentage == 100.0
+    assert world.api.get_version(production.script, bridge.version_id).vars["LEGACY_BRIDGE"] == (
+        "true"
+    )
+    assert (world.tmp / "backups" / "p1-bridge-main.sql").read_text().startswith("PRAGMA")
     rules = world.observe().email_rules
     assert rules["worker"].enabled and rules["legacy"].enabled
+
+    report = advance(world.context(), 1, wait=True, interval=timedelta(hours=6))
+    assert (report.status, report.step) == (AdvanceStatus.APPLIED, "canary-10")
+    shares = dict(world.production().live.split)
+    assert shares[bridge.version_id] == 90.0 and sorted(shares.values()) == [10.0, 90.0]
 
 
 def test_dry_run_plans_and_changes_nothing(world):
@@ -98,11 +107,19 @@ def test_a_later_phase_is_refused_until_the_earlier_one_is_done(world):
 
 def test_approval_is_recorded_on_cloudflare_and_lets_the_step_go(world):
     run_to(world, 1, "full")
-    world.clock.advance(timedelta(days=3))
+    world.clock.advance(timedelta(days=4))
     pending = advance(world.context(), 1)
     assert pending.plan.refusals[0].reason is RefusalReason.APPROVAL_PENDING
+    assert pending.plan.checklist == world.spec.phase(1).steps[-1].approval.checklist
     result = approve(world.context(), 1, "retire-legacy")
     assert result["by"] == "tester"
+    assert result["checklist"] and all(item.startswith("[x] ") for item in result["checklist"])
+    (run,) = [
+        r
+        for r in world.journal.runs(phase=1)
+        if (r.command, r.step) == ("approve", "retire-legacy")
+    ]
+    assert run.actions[0]["result"]["checklist"] == result["checklist"]
     done = advance(world.context(), 1)
     assert (done.status, done.step) == (AdvanceStatus.APPLIED, "retire-legacy")
     assert not world.observe().email_rules["legacy"].enabled
@@ -116,7 +133,10 @@ def test_a_firing_trigger_rolls_back_immediately_as_phase_one_declares(world):
     assert report.response.action == "immediate-rollback"
     assert "delivery-rate-low" in report.message
     production = world.production()
-    assert production.live.split == ((world.seeded["tgk-email-orchestrator"], 100.0),)
+    (stable,) = production.live.versions
+    assert stable.percentage == 100.0
+    stable_vars = world.api.get_version(production.script, stable.version_id).vars
+    assert stable_vars["LEGACY_BRIDGE"] == "true"  # the bridge: the existing system's path
     rules = world.observe().email_rules
     assert rules["legacy"].enabled and not rules["worker"].enabled
     assert production.live.mark.kind is MarkKind.ROLLBACK
@@ -128,7 +148,10 @@ def test_routing_errors_roll_back_gradually(world):
     report = advance(world.context(), 1)
     assert report.response.action == "gradual-rollback"
     production = world.production()
-    assert production.live.split == ((world.seeded["tgk-email-orchestrator"], 100.0),)
+    (stable,) = production.live.versions
+    assert world.api.get_version(production.script, stable.version_id).vars["LEGACY_BRIDGE"] == (
+        "true"
+    )
     notes = [
         d.mark.detail for d in production.deployments if d.mark and d.mark.kind is MarkKind.ADVISORY
     ]
@@ -162,8 +185,8 @@ def test_a_pii_redaction_miss_halts_without_rolling_anything_back(world):
 
 
 def test_phase_five_halts_without_touching_anything(world):
-    run_to(world, 4, "full")
-    world.clock.advance(timedelta(days=8))
+    run_to(world, 4, "threading-validation")
+    world.clock.advance(timedelta(days=4))
     world.set_metric("routing-p95-slow", {"value": 7})
     posts = world.emulator.calls("POST")
     report = advance(world.context(), 5)
@@ -182,6 +205,7 @@ def test_no_data_is_inconclusive_and_halts(world):
 
 def test_a_change_underneath_stops_the_run_before_it_moves_traffic(world):
     advance(world.context(), 1)
+    approve(world.context(), 1, "bridge")
     world.clock.advance(timedelta(days=1))
 
     def someone_else_deploys(plan) -> bool:
@@ -200,6 +224,7 @@ def test_a_change_underneath_stops_the_run_before_it_moves_traffic(world):
 
 def test_two_concurrent_advances_apply_exactly_once(world):
     advance(world.context(), 1)
+    approve(world.context(), 1, "bridge")
     world.clock.advance(timedelta(days=1))
     barrier = threading.Barrier(2)
     results, errors = [], []
@@ -230,7 +255,7 @@ def test_two_concurrent_advances_apply_exactly_once(world):
     stamps = [
         d
         for d in production.deployments
-        if d.mark and d.mark.kind is MarkKind.STEP and d.mark.step == "canary-10"
+        if d.mark and d.mark.kind is MarkKind.STEP and d.mark.step == "bridge"
     ]
     assert len(stamps) == 1
     tags = [v.tag for v in production.versions.values() if v.tag]
@@ -251,6 +276,7 @@ def test_every_action_and_verdict_is_journaled(world):
 
 def test_a_step_failing_part_way_says_what_it_did_and_how_to_finish_or_undo(world):
     advance(world.context(), 1)
+    approve(world.context(), 1, "bridge")
     world.clock.advance(timedelta(days=1))
     world.emulator.faults.fail_nth_mutation(
         6, status=400
@@ -262,3 +288,23 @@ def test_a_step_failing_part_way_says_what_it_did_and_how_to_finish_or_undo(worl
     assert "upload the bundle" in error.state_left and "Not done:" in error.state_left
     assert "tgk-deploy advance --phase 1 finishes the step" in error.hint
     assert "tgk-deploy rollback --immediate undoes it" in error.hint
+
+
+def test_a_halt_stops_every_later_advance_until_resume(world):
+    """What no metric sees (buttons that confuse users): a person halts, CI honours it."""
+    run_to(world, 1, "canary-10")
+    halted = halt(world.context(), "users confused by the buttons")
+    assert halted["halt"] is True
+    assert world.production().live.mark.detail == "halt:users-confused-b"
+    world.clock.advance(timedelta(days=5))
+    posts = world.emulator.calls("POST")
+    refused = advance(world.context(), 1)
+    assert refused.status is AdvanceStatus.REFUSED and refused.exit_code == 4
+    (stop,) = [r for r in refused.plan.refusals if r.reason is RefusalReason.HALTED]
+    assert "halted" in stop.message and "users confused b" in stop.message
+    assert stop.command.startswith("tgk-deploy resume")
+    assert world.emulator.calls("POST") == posts  # nothing moved
+    assert halt(world.context(), "again")["already"] is True
+    resume(world.context())
+    go = advance(world.context(), 1)
+    assert (go.status, go.step) == (AdvanceStatus.APPLIED, "canary-50")

@@ -11,10 +11,10 @@ import pytest
 
 from tests.engine.test_advance import run_to
 from tgk_deploy.engine import rollback
-from tgk_deploy.engine.advance import AdvanceStatus, advance
+from tgk_deploy.engine.advance import AdvanceStatus, advance, approve
 from tgk_deploy.errors import TgkError
 
-MUTATIONS_IN_CANARY_10 = 8  # claim, D1 export (start + 2 polls), upload, split, email rule, stamp
+MUTATIONS_IN_BRIDGE = 8  # claim, D1 export (start + 2 polls), upload, deploy, email rule, stamp
 MUTATIONS_IN_GRADUAL = 6  # 75, 50, 25, pin stable, two email rules
 
 
@@ -57,13 +57,14 @@ def advance_until_applied(world, phase: int) -> None:
 
 @pytest.fixture
 def staged(world):
-    """Phase 1 staging applied and baked: the next advance is canary-10."""
+    """Phase 1 staging applied and baked, the bridge approved: the next advance is the bridge."""
     advance(world.context(), 1)
+    approve(world.context(), 1, "bridge")
     world.clock.advance(timedelta(days=1))
     return world
 
 
-def test_the_reference_canary_makes_the_expected_number_of_mutations(staged):
+def test_the_reference_bridge_step_makes_the_expected_number_of_mutations(staged):
     before = (
         staged.emulator.calls("POST")
         + staged.emulator.calls("PUT")
@@ -75,11 +76,11 @@ def test_the_reference_canary_makes_the_expected_number_of_mutations(staged):
         + staged.emulator.calls("PUT")
         + staged.emulator.calls("DELETE")
     )
-    assert after - before == MUTATIONS_IN_CANARY_10
+    assert after - before == MUTATIONS_IN_BRIDGE
 
 
 @pytest.mark.parametrize("applied", [False, True], ids=["lost-before", "applied-then-failed"])
-@pytest.mark.parametrize("n", range(1, MUTATIONS_IN_CANARY_10 + 1))
+@pytest.mark.parametrize("n", range(1, MUTATIONS_IN_BRIDGE + 1))
 def test_advance_converges_after_the_nth_mutation_fails(staged, n, applied):
     reference = None
     staged.emulator.faults.fail_nth_mutation(n, status=400, after=applied)
@@ -87,8 +88,8 @@ def test_advance_converges_after_the_nth_mutation_fails(staged, n, applied):
         advance(staged.context(), 1)
     advance_until_applied(staged, 1)
     reference = {
-        "shares": [("baseline", 90.0), (_candidate_tag(staged), 10.0)],
-        "mark": ("step", "canary-10", None),
+        "shares": [(_bridge_tag(staged), 100.0)],
+        "mark": ("step", "bridge", None),
         "rules": {"worker": True, "legacy": True},
     }
     got = fingerprint(staged)
@@ -97,10 +98,11 @@ def test_advance_converges_after_the_nth_mutation_fails(staged, n, applied):
     assert_no_duplicates(staged)
 
 
-def _candidate_tag(world) -> str:
+def _bridge_tag(world) -> str:
+    """Phase 1's bridge, the stable version of every phase-1 rollback (a baseline tag)."""
     production = world.observe().environments["production"]
     return next(
-        v.tag for v in production.versions.values() if v.tag and v.tag.startswith("tgk-p1-")
+        v.tag for v in production.versions.values() if v.tag and v.tag.startswith("tgk-p1b-")
     )
 
 
@@ -119,7 +121,7 @@ def test_gradual_rollback_converges_after_the_nth_mutation_fails(at_full, n, app
     except TgkError:
         rollback.gradual(at_full.context())
     state = fingerprint(at_full)
-    assert state["shares"] == [("baseline", 100.0)]
+    assert state["shares"] == [(_bridge_tag(at_full), 100.0)]
     assert state["mark"][0].value == "rollback"
     assert state["rules"] == {"worker": False, "legacy": True}
     assert_no_duplicates(at_full)

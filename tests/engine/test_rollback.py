@@ -14,13 +14,19 @@ from tgk_deploy.errors import CloudflareError, ConfigError, RefusedError
 from tgk_deploy.planner.observed import MarkKind
 
 
+def bridge_id(world) -> str:
+    """Phase 1's bridge version: the stable version every phase-1 rollback returns to."""
+    production = world.production()
+    return next(v.id for v in production.versions.values() if (v.tag or "").startswith("tgk-p1b-"))
+
+
 def test_immediate_rollback_needs_neither_metrics_nor_journal(world):
     run_to(world, 1, "canary-50")
     ctx = world.context(metrics=None, journal=None)
     report = rollback.immediate(ctx)
     assert report.done and report.phase == 1
     production = world.production()
-    assert production.live.split == ((world.seeded["tgk-email-orchestrator"], 100.0),)
+    assert production.live.split == ((bridge_id(world), 100.0),)
     assert production.live.mark.kind is MarkKind.ROLLBACK
     rules = world.observe().email_rules
     assert rules["legacy"].enabled and not rules["worker"].enabled
@@ -88,18 +94,18 @@ def test_gradual_rollback_steps_down_with_the_interval_then_rolls_back_fully(wor
     assert report.done
     steps = [p.next_share for p in report.plans]
     assert steps == [75, 50, 25, 0]
-    assert world.clock.now() - start == timedelta(minutes=30)  # three 10 m intervals
+    assert world.clock.now() - start == timedelta(minutes=90)  # three 30 m intervals
     production = world.production()
-    assert production.live.split == ((world.seeded["tgk-email-orchestrator"], 100.0),)
+    assert production.live.split == ((bridge_id(world), 100.0),)
 
 
 def test_a_trigger_firing_during_a_gradual_rollback_finishes_it_at_once(world):
     run_to(world, 1, "full")
-    soon = world.clock.now() - T0 + timedelta(minutes=9)
+    soon = world.clock.now() - T0 + timedelta(minutes=45)
     world.set_metric("delivery-rate-low", {"value": 0.0001}, {"after": soon, "value": 0.02})
     report = rollback.gradual(world.context())
-    # delivery-rate-low fires when it held for 2 m: checked after 75 % (+10 m) the window is
-    # half healthy; after 50 % (+20 m) it is all bad, so 25 % is skipped
+    # delivery-rate-low fires when it held for 2 m: checked after 75 % (+30 m) all is
+    # healthy; after 50 % (+60 m) it has been bad for 15 m, so 25 % is skipped
     assert [p.next_share for p in report.plans] == [75, 50, 0]
     assert len(world.production().live.versions) == 1
 
@@ -130,7 +136,7 @@ def test_feature_rollback_switches_off_without_moving_traffic(world):
 def test_an_unknown_feature_is_bad_input(world):
     with pytest.raises(ConfigError) as refused:
         rollback.feature(world.context(), "teleport")
-    assert "ai, dynamic-routing, email-replies" in refused.value.message
+    assert "ai, buttons, dynamic-routing, email-replies" in refused.value.message
 
 
 def test_to_version_pins_the_named_version(world):

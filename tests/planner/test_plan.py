@@ -40,6 +40,15 @@ def later(state: ObservedState, delta: timedelta) -> ObservedState:
     return state.model_copy(update={"observed_at": state.observed_at + delta})
 
 
+STEPS = 23  # every step of every phase file
+
+
+def index_of(spec: Spec, phase: int, step: str) -> int:
+    """The position of a step in the whole rollout (the order walk_rollout visits them)."""
+    order = [(p.phase, s.id) for p in spec.phases for s in p.steps]
+    return order.index((phase, step))
+
+
 def walked(spec: Spec, fresh: ObservedState) -> list[tuple[ObservedState, object, ObservedState]]:
     """(state before, plan, state after) for every step of the whole rollout."""
     steps = []
@@ -64,6 +73,7 @@ def test_fresh_account_starts_with_phase_one_on_staging(spec, fresh):
 def test_whole_rollout_visits_every_step_of_every_phase_in_order(spec, fresh):
     visited = [(p.phase, p.step) for _, p, _ in walked(spec, fresh)]
     assert visited == [(phase.phase, step.id) for phase in spec.phases for step in phase.steps]
+    assert len(visited) == STEPS
 
 
 def test_every_planned_step_ends_with_its_stamp_and_says_what_undoes_each_action(spec, fresh):
@@ -73,15 +83,29 @@ def test_every_planned_step_ends_with_its_stamp_and_says_what_undoes_each_action
             assert action.describe() and action.undo()
 
 
-def test_canary_ten_backs_up_d1_splits_ninety_ten_and_routes_mail_to_the_worker(spec, fresh):
-    (_, canary, _) = walked(spec, fresh)[1]
-    assert canary.step == "canary-10"
-    export, upload, traffic, rule, _ = canary.actions
-    assert isinstance(export, ExportD1) and export.backup_key == "p1-canary-10-main"
-    assert isinstance(upload, UploadVersion) and upload.tag.startswith("tgk-p1-")
-    assert isinstance(traffic, SetTraffic) and traffic.percentage == 10
-    assert traffic.stable_version_id == "production-v1"
+def test_the_bridge_backs_up_d1_takes_all_mail_in_legacy_mode_then_routes_mail_to_the_worker(
+    spec, fresh
+):
+    (_, bridge, _) = walked(spec, fresh)[index_of(spec, 1, "bridge")]
+    export, upload, traffic, rule, _ = bridge.actions
+    assert isinstance(export, ExportD1) and export.backup_key == "p1-bridge-main"
+    assert isinstance(upload, UploadVersion) and upload.vars == {"LEGACY_BRIDGE": "true"}
+    assert isinstance(traffic, SetTraffic) and traffic.percentage == 100
     assert isinstance(rule, SetEmailRule) and (rule.rule, rule.enabled) == ("worker", True)
+    assert bridge.checklist and "RFC approved by Alchemists Council" in bridge.checklist
+
+
+def test_canary_ten_splits_the_orchestrator_ten_against_the_bridge_ninety(spec, fresh):
+    (_, bridge, _) = walked(spec, fresh)[index_of(spec, 1, "bridge")]
+    (_, canary, after) = walked(spec, fresh)[index_of(spec, 1, "canary-10")]
+    upload, traffic, _ = canary.actions
+    assert isinstance(upload, UploadVersion) and upload.vars == {"LEGACY_BRIDGE": "false"}
+    production = after.environments["production"]
+    bridge_version = production.version_with_tag(bridge.actions[1].tag)
+    assert isinstance(traffic, SetTraffic) and traffic.percentage == 10
+    assert traffic.stable_version_id == bridge_version.id
+    shares = {production.versions[v].vars["LEGACY_BRIDGE"]: p for v, p in production.live.split}
+    assert shares == {"true": 90.0, "false": 10.0}
 
 
 def test_phase_two_puts_the_key_before_the_version_that_uses_it(spec, fresh):
@@ -102,9 +126,13 @@ def test_steps_that_need_success_criteria_say_so(spec, fresh):
     flagged = {(p.phase, p.step) for _, p, _ in walked(spec, fresh) if p.require_success}
     assert flagged == {
         (1, "retire-legacy"),
+        (2, "accuracy-monitoring"),
         (4, "full"),
+        (4, "threading-validation"),
         (5, "performance-check"),
         (5, "monitoring-check"),
+        (5, "security-hardening"),
+        (5, "go-live-review"),
     }
 
 
@@ -112,28 +140,28 @@ def test_steps_that_need_success_criteria_say_so(spec, fresh):
 
 
 def test_after_a_step_the_next_one_waits_for_the_bake_with_the_time_left(spec, fresh):
-    _, _, after = walked(spec, fresh)[1]  # canary-10 applied, bake 48h
-    soon = later(after, timedelta(hours=47))
+    _, _, after = walked(spec, fresh)[index_of(spec, 1, "canary-10")]  # bake 4d
+    soon = later(after, timedelta(days=4) - timedelta(hours=1))
     waiting = plan(spec, soon, 1, BUNDLE)
     assert waiting.step == "canary-50"
     assert reasons(waiting) == {RefusalReason.BAKE}
     (bake,) = waiting.refusals
-    assert "left of 2d" in bake.message and bake.wait_until is not None
+    assert "left of 4d" in bake.message and bake.wait_until is not None
     assert bake.wait_until - soon.observed_at < timedelta(hours=1, seconds=30)
     assert bake.command == "tgk-deploy advance --phase 1 --wait"
 
 
 def test_once_baked_the_next_step_moves_the_existing_candidate(spec, fresh):
-    _, canary10, after = walked(spec, fresh)[1]
-    ready = plan(spec, later(after, timedelta(hours=48)), 1, BUNDLE)
+    _, canary10, after = walked(spec, fresh)[index_of(spec, 1, "canary-10")]
+    ready = plan(spec, later(after, timedelta(days=4)), 1, BUNDLE)
     assert ready.ready and ready.step == "canary-50"
     traffic = ready.actions[0]
     assert isinstance(traffic, SetTraffic) and traffic.percentage == 50
-    candidate = after.environments["production"].version_with_tag(canary10.actions[1].tag)
+    candidate = after.environments["production"].version_with_tag(canary10.actions[0].tag)
     assert traffic.candidate_version_id == candidate.id
 
 
-@pytest.mark.parametrize("index", range(17))
+@pytest.mark.parametrize("index", range(STEPS))
 def test_each_step_applied_but_not_stamped_plans_only_the_stamp(spec, fresh, index):
     """A crash after the changes and before the stamp: the re-run changes nothing again."""
     before, step_plan, _ = walked(spec, fresh)[index]
@@ -144,7 +172,7 @@ def test_each_step_applied_but_not_stamped_plans_only_the_stamp(spec, fresh, ind
     assert (again.step, kinds(again)) == (step_plan.step, ["stamp"])
 
 
-@pytest.mark.parametrize("index", range(17))
+@pytest.mark.parametrize("index", range(STEPS))
 def test_each_step_once_stamped_is_not_planned_again(spec, fresh, index):
     _, step_plan, after = walked(spec, fresh)[index]
     again = plan(spec, after, step_plan.phase, BUNDLE)
@@ -155,7 +183,7 @@ def test_each_step_once_stamped_is_not_planned_again(spec, fresh, index):
 
 # from the third step on: the first two are each script's first tgk-deploy deployment, so
 # before them there is nothing of ours to drift from (covered by the next test)
-@pytest.mark.parametrize("index", range(2, 17))
+@pytest.mark.parametrize("index", range(2, STEPS))
 def test_each_step_refuses_when_someone_moved_traffic_by_hand(spec, fresh, index):
     before, step_plan, _ = walked(spec, fresh)[index]
     env = before.environments[step_plan.environment]
@@ -202,7 +230,7 @@ def test_someone_elses_deployment_before_our_first_is_not_drift(spec, fresh):
 
 def test_a_secret_change_at_full_traffic_is_not_drift(spec, fresh):
     """Cloudflare deploys a secret change as a new version at 100 %: same traffic, no drift."""
-    _, _, after = walked(spec, fresh)[3]  # phase 1 full: one version at 100 %
+    _, _, after = walked(spec, fresh)[index_of(spec, 1, "full")]  # one version at 100 %
     production = after.environments["production"]
     live = production.live
     copy = production.versions[live.versions[0].version_id].model_copy(
@@ -235,14 +263,14 @@ def test_a_later_phase_waits_for_the_earlier_one(spec, fresh):
 
 def test_a_finished_phase_says_so(spec, fresh):
     steps = walked(spec, fresh)
-    after_phase_one = steps[4][2]
+    after_phase_one = steps[index_of(spec, 1, "retire-legacy")][2]
     done = plan(spec, later(after_phase_one, timedelta(days=30)), 1, BUNDLE)
     assert reasons(done) == {RefusalReason.PHASE_COMPLETE}
     assert "phase 1 (foundation) is complete" in done.refusals[0].message
 
 
 def test_approval_is_pending_until_recorded_on_cloudflare(spec, fresh):
-    before, _, _ = walked(spec, fresh)[4]  # retire-legacy needs an approval
+    before, _, _ = walked(spec, fresh)[index_of(spec, 1, "retire-legacy")]  # needs an approval
     baked = later(before, timedelta(days=4))
     pending = plan(spec, baked, 1, BUNDLE)
     assert reasons(pending) == {RefusalReason.APPROVAL_PENDING}
@@ -255,7 +283,7 @@ def test_approval_is_pending_until_recorded_on_cloudflare(spec, fresh):
 
 
 def test_an_approval_from_before_a_rollback_does_not_count(spec, fresh):
-    before, _, _ = walked(spec, fresh)[4]
+    before, _, _ = walked(spec, fresh)[index_of(spec, 1, "retire-legacy")]
     state = approve(before, "production", 1, "retire-legacy", "alice", before.observed_at)
     production = state.environments["production"]
     rollback = RolloutMark(phase=1, kind=MarkKind.ROLLBACK, detail="immediate")
@@ -275,7 +303,7 @@ def test_an_approval_from_before_a_rollback_does_not_count(spec, fresh):
 
 
 def test_after_a_rollback_the_phase_starts_again_from_its_first_step(spec, fresh):
-    _, _, after = walked(spec, fresh)[6]  # phase 2 canary-25
+    _, _, after = walked(spec, fresh)[index_of(spec, 2, "canary-25")]
     production = after.environments["production"]
     mark = RolloutMark(phase=2, kind=MarkKind.ROLLBACK, detail="immediate", run_id="r1")
     stable = find_stable(production, production.live.versions[0].version_id)
@@ -296,15 +324,15 @@ def test_after_a_rollback_the_phase_starts_again_from_its_first_step(spec, fresh
 
 
 def test_traffic_without_a_live_candidate_is_refused(spec, fresh):
-    _, _, after = walked(spec, fresh)[1]  # canary-10 applied
+    _, _, after = walked(spec, fresh)[index_of(spec, 1, "canary-10")]
     production = after.environments["production"]
-    stable = find_stable(production)
+    before_rollout = "production-v1"  # neither the bridge nor the orchestrator: no candidate
     production.deployments.insert(
         0,
         production.live.model_copy(
             update={
                 "id": "x",
-                "versions": [VersionShare(version_id=stable, percentage=100)],
+                "versions": [VersionShare(version_id=before_rollout, percentage=100)],
                 "message": "tgk p=1 note=manual",
             }
         ),
@@ -317,8 +345,8 @@ def test_a_missing_email_rule_is_refused_not_created(spec, fresh):
     staged = apply_plan(fresh, plan(spec, fresh, 1, BUNDLE))
     staged.email_rules["worker"] = None
     refused = plan(spec, later(staged, timedelta(days=1)), 1, BUNDLE)
-    assert RefusalReason.MISSING_RESOURCE in reasons(refused)
-    assert "tgk-email-orchestrator" in refused.refusals[0].message
+    (missing,) = [r for r in refused.refusals if r.reason is RefusalReason.MISSING_RESOURCE]
+    assert "tgk-email-orchestrator" in missing.message
 
 
 # --------------------------------------------------------------------------- stable version
@@ -326,7 +354,7 @@ def test_a_missing_email_rule_is_refused_not_created(spec, fresh):
 
 def test_the_stable_version_is_the_last_at_full_traffic_before_the_candidate(spec, fresh):
     steps = walked(spec, fresh)
-    _, canary25, after = steps[6]
+    _, canary25, after = steps[index_of(spec, 2, "canary-25")]
     production = after.environments["production"]
     candidate = production.version_with_tag(canary25.actions[1].tag)
     stable = find_stable(production, candidate.id)

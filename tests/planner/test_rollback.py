@@ -25,6 +25,15 @@ def state_after(spec, fresh, phase: int, step: str):
     raise AssertionError((phase, step))
 
 
+def bridge_of(state) -> str:
+    """Phase 1's bridge: the version forwarding every message to the legacy router."""
+    production = state.environments["production"]
+    (bridge,) = [
+        v.id for v in production.versions.values() if v.vars.get("LEGACY_BRIDGE") == "true"
+    ]
+    return bridge
+
+
 def apply_waves(state, rollback):
     for wave in rollback.waves:
         for action in wave:
@@ -41,7 +50,7 @@ def test_immediate_rollback_in_a_canary_pins_stable_and_restores_legacy_routing_
     assert rollback.phase == 1 and rollback.candidate_share == 10
     (wave,) = rollback.waves
     pin, *rules = wave
-    assert isinstance(pin, PinVersion) and pin.version_id == "production-v1"
+    assert isinstance(pin, PinVersion) and pin.version_id == bridge_of(state)
     assert pin.message == "tgk p=1 rb=immediate r=r1"
     assert {(r.rule, r.enabled) for r in rules if isinstance(r, SetEmailRule)} == {
         ("worker", False)
@@ -54,7 +63,7 @@ def test_after_an_immediate_rollback_everything_is_already_true(spec, fresh):
     again = plan_immediate(spec, after)
     assert again.done and again.waves == []
     production = after.environments["production"]
-    assert production.live.split == (("production-v1", 100.0),)
+    assert production.live.split == ((bridge_of(state), 100.0),)
     assert after.email_rules["legacy"].enabled and not after.email_rules["worker"].enabled
 
 
@@ -99,7 +108,7 @@ def test_gradual_rollback_walks_the_configured_steps_then_rolls_back_fully(spec,
     assert shares == [75, 50, 25, 0]
     assert find_position(spec, state).rolled_back
     production = state.environments["production"]
-    assert production.live.split == (("production-v1", 100.0),)
+    assert production.live.split == ((bridge_of(state), 100.0),)
 
 
 def test_gradual_steps_carry_an_advisory_mark_so_they_are_not_drift(spec, fresh):
@@ -168,3 +177,34 @@ def test_a_rollback_already_marked_needs_no_stamp(spec, fresh):
     state = state_after(spec, fresh, 1, "canary-10")
     after = apply_waves(state, plan_immediate(spec, state))
     assert not any(isinstance(a, Stamp) for a in plan_immediate(spec, after).actions)
+
+
+def test_the_buttons_have_a_feature_rollback_of_their_own(spec, fresh):
+    state = state_after(spec, fresh, 3, "interactive-buttons")
+    rollback = plan_feature(spec, state, "buttons")
+    assert rollback.phase == 3 and rollback.actions
+    assert all(a.vars == {"INTERACTIVE_BUTTONS": "false"} for a in rollback.actions)
+    after = apply_waves(state, rollback)
+    production = after.environments["production"]
+    for share in production.live.versions:
+        flags = production.versions[share.version_id].vars
+        assert flags["INTERACTIVE_BUTTONS"] == "false" and flags["DYNAMIC_ROUTING"] == "true"
+
+
+def test_rolling_dynamic_routing_back_takes_the_buttons_off_too(spec, fresh):
+    state = state_after(spec, fresh, 3, "interactive-buttons")
+    for rollback in (plan_feature(spec, state, "dynamic-routing"), plan_immediate(spec, state)):
+        after = apply_waves(state, rollback)
+        production = after.environments["production"]
+        for share in production.live.versions:
+            flags = production.versions[share.version_id].vars
+            assert flags.get("DYNAMIC_ROUTING") == "false", rollback.mode
+            assert flags.get("INTERACTIVE_BUTTONS") != "true", rollback.mode
+
+
+def test_rolling_the_buttons_back_leaves_dynamic_routing_on(spec):
+    assert spec.project.features_switched_off_with(["buttons"]) == ["buttons"]
+    assert spec.project.features_switched_off_with(["dynamic-routing"]) == [
+        "dynamic-routing",
+        "buttons",
+    ]

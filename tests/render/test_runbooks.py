@@ -170,7 +170,7 @@ def test_a_halting_trigger_leaves_the_decision_to_a_person(spec):
 def test_the_rollback_pages_follow_the_project_file(spec):
     pages = render_runbooks(spec)
     gradual = pages["rollback-gradual.md"]
-    assert "10m apart" in gradual
+    assert "30m apart" in gradual
     for share in spec.project.rollback.gradual.steps:
         assert f"| {share} % |" in gradual
     features = pages["rollback-features.md"]

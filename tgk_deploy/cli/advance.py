@@ -105,6 +105,16 @@ def draw_advance(console, report: AdvanceReport) -> None:
     )
 
 
+def _checklist(spec, phase: int, step: str) -> list[str]:
+    """The step's manual checklist, when the phase and step exist (approve says so otherwise)."""
+    try:
+        phase_spec = spec.phase(phase)
+        target = phase_spec.steps[phase_spec.step_index(step)]
+    except (KeyError, StopIteration):
+        return []
+    return list(target.approval.checklist) if target.approval else []
+
+
 @reports
 def approve(
     phase: PhaseOption,
@@ -117,8 +127,14 @@ def approve(
     """Approve a step that waits for a person; recorded on Cloudflare, so CI sees it too."""
     from tgk_deploy.engine.advance import approve as run_approve
     from tgk_deploy.engine.context import open_context
+    from tgk_deploy.spec.load import find_project_file, load_spec
 
     out = Output(output)
+    checklist = _checklist(load_spec(project or find_project_file()), phase, step)
+    if checklist and not out.json:
+        typer.echo("By approving you confirm, checked by hand:", err=True)
+        for item in checklist:
+            typer.echo(f"  [ ] {item}", err=True)
     if not (yes or out.json) and not typer.confirm(f"Approve phase {phase} step {step}?"):
         raise typer.Exit(4)
     with open_context(project, timeout=timeout, with_metrics=False) as ctx:

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "status",
     "advance",
     "rollback",
+    "halt",
     "adopt",
     "serve",
     "gate",
@@ -38,7 +39,7 @@ COMMAND_MODULES = (
     "runbook",
 )
 """The modules under tgk_deploy/cli that register commands, in the order --help lists them."""
-REGISTERED_BY = {"approve": "advance", "restore": "adopt"}
+REGISTERED_BY = {"approve": "advance", "restore": "adopt", "resume": "halt"}
 """Commands whose module has another name."""
 
 

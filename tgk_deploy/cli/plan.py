@@ -50,8 +50,13 @@ def plan(
         start = datetime.now(UTC)
         bundle_hash = _bundle_hash(project_file, spec)
         walk = list(walk_rollout(spec, fresh_state(start, scripts), bundle_hash))
-        payload = {"simulated": True, "steps": [s.model_dump(mode="json") for s, _ in walk]}
-        out.emit(payload, lambda c: _draw_rollout(c, walk, start))
+        end = _rollout_end(spec, walk, start)
+        payload = {
+            "simulated": True,
+            "steps": [s.model_dump(mode="json") for s, _ in walk],
+            "ends_on_day": end,
+        }
+        out.emit(payload, lambda c: _draw_rollout(c, walk, start, end))
         return
     if phase is None:
         raise ConfigError("give --phase N, or --whole-rollout")
@@ -78,6 +83,12 @@ def draw_plan(console: Console, step_plan: Plan) -> None:
         console.print(f"  {index}. {action.describe()}", markup=False)
     if step_plan.require_success:
         console.print("  the phase's success criteria must pass first")
+    if step_plan.checklist:
+        console.print("  the approver confirms by hand:")
+        for item in step_plan.checklist:
+            console.print(f"    [ ] {item}", markup=False)
+    for why in step_plan.rationale:
+        console.print(f"  departs from the RFC: {why}", markup=False)
     for refusal in step_plan.refusals:
         console.print(f"[yellow]refused ({refusal.reason}):[/] {refusal.message}")
         if refusal.command:
@@ -86,8 +97,16 @@ def draw_plan(console: Console, step_plan: Plan) -> None:
         console.print(f"[green]ready:[/] tgk-deploy advance --phase {step_plan.phase}")
 
 
+def _rollout_end(spec, walk: list[tuple[Plan, ObservedState]], start: datetime) -> int:
+    """The day the last step's bake ends: the rollout is done then, not when it lands."""
+    last_plan, last_state = walk[-1]
+    phase = spec.phase(last_plan.phase)
+    bake = phase.steps[phase.step_index(last_plan.step)].bake
+    return (last_state.observed_at + bake - start).days
+
+
 def _draw_rollout(
-    console: Console, walk: list[tuple[Plan, ObservedState]], start: datetime
+    console: Console, walk: list[tuple[Plan, ObservedState]], start: datetime, end: int
 ) -> None:
     console.print("[bold]The whole rollout from a fresh account[/] (on paper: no API call)")
     current = None
@@ -101,3 +120,9 @@ def _draw_rollout(
             console.print(f"          - {action.describe()}", markup=False)
         if step_plan.approval:
             console.print("          (after manual approval)")
+        for item in step_plan.checklist:
+            console.print(f"          [ ] {item}", markup=False)
+        for why in step_plan.rationale:
+            if why.startswith("step "):
+                console.print(f"          departs from the RFC: {why}", markup=False)
+    console.print(f"\n day {end:>3}  the last bake ends: the rollout is complete")

@@ -129,6 +129,14 @@ def draw_status(console: Console, report: StatusReport) -> None:
         )
     else:
         console.print("next: nothing, the rollout is complete")
+    for why in report.rationale:
+        console.print(f"departs from the RFC: {why}", markup=False, highlight=False)
+    if report.next and report.next.rationale:
+        console.print(
+            f"next step departs from the RFC: {' '.join(report.next.rationale.split())}",
+            markup=False,
+            highlight=False,
+        )
     for env in report.environments:
         console.print(f"\n[bold]{env.name}[/] ({env.script})")
         if not env.exists:

@@ -378,6 +378,7 @@ def approve(ctx: Context, phase: int, step: str) -> dict[str, object]:
     target = phase_spec.steps[phase_spec.step_index(step)]
     if target.approval is None:
         raise ConfigError(f"step {step} of phase {phase} does not wait for approval")
+    checklist = [f"[x] {item}" for item in target.approval.checklist]  # confirmed by approving
     observed = ctx.observe()
     step_plan = plan(ctx.spec, observed, phase, "")
     if step_plan.step != step:
@@ -406,7 +407,73 @@ def approve(ctx: Context, phase: int, step: str) -> dict[str, object]:
             f"approved by {ctx.operator}",
             "applied",
             target.environment,
-            {"deployment": deployment.id},
+            {"deployment": deployment.id, "checklist": checklist},
         )
         ctx.journal.finish_run(ctx.run_id, "succeeded")
-    return {"approved": True, "by": ctx.operator, "deployment": deployment.id}
+    return {
+        "approved": True,
+        "by": ctx.operator,
+        "deployment": deployment.id,
+        "checklist": checklist,
+    }
+
+
+def _note(ctx: Context, note: str, command: str, reason: str = "") -> dict[str, object]:
+    """Record a halt or resume on the live production deployment (same split, annotated)."""
+    import re
+
+    from tgk_deploy.errors import RefusedError
+    from tgk_deploy.planner.observed import MarkKind, RolloutMark
+
+    observed = ctx.observe()
+    env = observed.environments["production"]
+    live = env.live
+    if live is None:
+        raise RefusedError(f"{env.script} has no deployment to record the {note} on")
+    position = find_position(ctx.spec, observed)
+    slug = re.sub(r"[^a-z0-9]+", "-", reason.lower()).strip("-")[:16].strip("-")
+    mark = RolloutMark(
+        phase=position.phase if position else 0,
+        kind=MarkKind.ADVISORY,
+        detail=f"{note}:{slug}" if slug else note,
+        run_id=ctx.run_id,
+    )
+    shares = {v.version_id: v.percentage for v in live.versions}
+    deployment = ctx.api.deploy(
+        env.script, shares, message=mark.render(), allow_force=ctx.allow_force
+    )
+    if ctx.journal is not None:
+        ctx.journal.start_run(ctx.run_id, command, phase=mark.phase)
+        ctx.journal.action(
+            ctx.run_id,
+            "note",
+            f"{note} by {ctx.operator}" + (f": {reason}" if reason else ""),
+            "applied",
+            "production",
+            {"deployment": deployment.id, "reason": reason},
+        )
+        ctx.journal.finish_run(ctx.run_id, "succeeded", message=reason)
+    return {note: True, "by": ctx.operator, "reason": reason, "deployment": deployment.id}
+
+
+def halt(ctx: Context, reason: str) -> dict[str, object]:
+    """Stop the rollout where it stands: every later ``advance`` refuses until ``resume``.
+
+    For what no metric says, such as buttons that confuse users: nothing is rolled
+    back; a person decides (``rollback --feature buttons``, or fix and resume).
+    """
+    from tgk_deploy.planner.plan import HALT_NOTE, halted
+
+    existing = halted(ctx.observe())
+    if existing is not None:
+        return {"halt": True, "already": True, "deployment": existing[0].id}
+    return _note(ctx, HALT_NOTE, "halt", reason)
+
+
+def resume(ctx: Context) -> dict[str, object]:
+    """Lift a halt: ``advance`` may go on (bakes, approvals and triggers still apply)."""
+    from tgk_deploy.planner.plan import RESUME_NOTE, halted
+
+    if halted(ctx.observe()) is None:
+        return {"resume": True, "already": True}
+    return _note(ctx, RESUME_NOTE, "resume")

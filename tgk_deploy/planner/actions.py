@@ -28,16 +28,21 @@ def tag_phase(tag: str | None) -> int | None:
     return int(number) if number.isdigit() else None
 
 
-def content_tag(phase: int, bundle_hash: str, vars_: dict[str, str]) -> str:
+def content_tag(
+    phase: int, bundle_hash: str, vars_: dict[str, str], *, baseline: bool = False
+) -> str:
     """The ``workers/tag`` of a version tgk-deploy uploads: same content, same tag.
 
     The tag is how a retried or re-run upload finds the version it already made,
-    and how ``traffic`` and rollbacks recognise the phase's candidate.
+    and how ``traffic`` and rollbacks recognise the phase's candidate. A baseline
+    (``deploy: {baseline: true}``) is tagged outside the phase's prefix, so it is
+    the stable version the phase's rollbacks return to and never its candidate.
     """
     digest = hashlib.sha256(
         json.dumps({"bundle": bundle_hash, "vars": dict(sorted(vars_.items()))}).encode()
     ).hexdigest()
-    return f"{phase_tag_prefix(phase)}{digest[:12]}"
+    prefix = f"{TAG_PREFIX}{phase}b-" if baseline else phase_tag_prefix(phase)
+    return f"{prefix}{digest[:12]}"
 
 
 def switch_off_tag(base: str, vars_: dict[str, str], dropped: list[str]) -> str:

@@ -58,6 +58,7 @@ class RefusalReason(StrEnum):
     NO_STABLE_VERSION = "no-stable-version"
     NO_CANDIDATE = "no-candidate"
     MISSING_RESOURCE = "missing-resource"
+    HALTED = "halted"
 
 
 class Refusal(BaseModel):
@@ -98,6 +99,10 @@ class Plan(BaseModel):
     refusals: list[Refusal] = Field(default_factory=list)
     require_success: bool = False
     approval: str | None = None  # the approval message, when the step needed one and has it
+    checklist: list[str] = Field(default_factory=list)  # what the approver confirms by hand
+    rationale: list[str] = Field(
+        default_factory=list
+    )  # where the phase and step depart from the RFC
 
     @property
     def ready(self) -> bool:
@@ -166,6 +171,27 @@ def _previous_bake(spec: Spec, position: Position | None) -> timedelta:
         return timedelta(0)
     phase = spec.phase(position.phase)
     return phase.steps[phase.step_index(position.step)].bake
+
+
+HALT_NOTE, RESUME_NOTE = "halt", "resume"
+
+
+def halted(observed: ObservedState) -> tuple[Deployment, str] | None:
+    """The halt a person recorded (``tgk-deploy halt``) and not yet resumed, if any.
+
+    Read from Cloudflare like every mark, so CI honours a halt made on a laptop.
+    """
+    for env in observed.environments.values():
+        for deployment in env.deployments:  # newest first
+            mark = deployment.mark
+            if mark is None or mark.kind is not MarkKind.ADVISORY or not mark.detail:
+                continue
+            note, _, why = mark.detail.partition(":")
+            if note == RESUME_NOTE:
+                break
+            if note == HALT_NOTE:
+                return deployment, why
+    return None
 
 
 def _approved(
@@ -283,6 +309,30 @@ def plan(spec: Spec, observed: ObservedState, phase_number: int, bundle_hash: st
 
     result.step, result.environment = step.id, step.environment
     result.require_success = step.require_success
+    halt = halted(observed)
+    if halt is not None:
+        deployment, why = halt
+        result.refusals.append(
+            Refusal(
+                reason=RefusalReason.HALTED,
+                message=(
+                    f"the rollout was halted by {deployment.author_email or 'someone'} at "
+                    f"{deployment.created_on:%Y-%m-%d %H:%M} UTC"
+                    + (f" ({why.replace('-', ' ')})" if why else "")
+                ),
+                command="tgk-deploy resume (once the cause is understood)",
+            )
+        )
+    result.rationale = [
+        f"{what}: {' '.join(text.split())}"
+        for what, text in (
+            (f"phase {phase_number}", phase.rationale),
+            (f"step {step.id}", step.rationale),
+        )
+        if text
+    ]
+    if step.approval is not None:
+        result.checklist = list(step.approval.checklist)
     now = observed.observed_at
     bake = _previous_bake(spec, position)
     if position is not None and now < position.recorded_at + bake:
@@ -378,7 +428,7 @@ def _step_actions(
     for declared in step.actions:
         if isinstance(declared, DeployAction):
             params = declared.deploy
-            tag = content_tag(phase.phase, bundle_hash, params.vars)
+            tag = content_tag(phase.phase, bundle_hash, params.vars, baseline=params.baseline)
             existing = env.version_with_tag(tag)
             if existing is None:
                 actions.append(

@@ -72,12 +72,13 @@ def _feature_switches(
 
     When the version's bindings were not read (a fast rollback reads only the
     version list), or no version is given, the whole switch is planned; applying
-    it is a no-op where the bindings already agree.
+    it is a no-op where the bindings already agree. A feature that depends on one switched off
+    (buttons on dynamic routing) goes off with it.
     """
     whole = version is None or not version.detailed
     off_vars: dict[str, str] = {}
     drop: list[str] = []
-    for name in features:
+    for name in spec.project.features_switched_off_with(features):
         feature: FeatureSpec = spec.project.features[name]
         off_vars.update(
             {

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from tgk_deploy.planner.foreign import ForeignMove, find_foreign_move
 from tgk_deploy.planner.observed import EnvironmentState, ObservedState
 from tgk_deploy.planner.plan import Position, find_position, next_step
-from tgk_deploy.spec.models import DeployAction, SetVarsAction, Spec
+from tgk_deploy.spec.models import DeployAction, Phase, SetVarsAction, Spec
 
 
 class LiveVersion(BaseModel):
@@ -57,6 +57,7 @@ class NextStep(BaseModel):
     step: str
     environment: str
     not_before: datetime | None = None  # the end of the current step's bake
+    rationale: str | None = None  # why this step departs from the RFC, when it does
 
 
 class StatusReport(BaseModel):
@@ -68,6 +69,9 @@ class StatusReport(BaseModel):
     environments: list[EnvironmentStatus]
     email_rules: list[EmailRuleStatus]
     flag_names: list[str]
+    rationale: list[str] = Field(
+        default_factory=list, description="where the current phase and step depart from the RFC"
+    )
 
 
 def flag_names(spec: Spec) -> list[str]:
@@ -139,6 +143,8 @@ def status_report(spec: Spec, observed: ObservedState) -> StatusReport:
     )
     if position is not None:
         report.position_text = position.describe()
+        current = spec.phase(position.phase)
+        report.rationale = _departures(current, position.step)
     for env_status in report.environments:
         if env_status.foreign is not None:
             report.foreign_text.append(
@@ -154,6 +160,21 @@ def status_report(spec: Spec, observed: ObservedState) -> StatusReport:
                 position.recorded_at + current.steps[current.step_index(position.step)].bake
             )
         report.next = NextStep(
-            phase=phase.phase, step=step.id, environment=step.environment, not_before=not_before
+            phase=phase.phase,
+            step=step.id,
+            environment=step.environment,
+            not_before=not_before,
+            rationale=step.rationale,
         )
     return report
+
+
+def _departures(phase: Phase, step_id: str | None) -> list[str]:
+    """The phase's and the step's stated departures from the RFC."""
+    found = []
+    if phase.rationale:
+        found.append(f"phase {phase.phase}: {' '.join(phase.rationale.split())}")
+    step = next((s for s in phase.steps if s.id == step_id), None)
+    if step is not None and step.rationale:
+        found.append(f"step {step.id}: {' '.join(step.rationale.split())}")
+    return found

@@ -103,6 +103,10 @@ def _duration(value: timedelta | None) -> str:
     return format_duration(value) if value else "0"
 
 
+def _oneline(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
 def _percent(value: float) -> str:
     return f"{value:g} %"
 
@@ -319,6 +323,11 @@ def _phase_md(phase: Phase, project: Project) -> str:
         "| | |",
         "|---|---|",
         f"| Risk | {phase.risk.value} |",
+        *(
+            [f"| Why it departs from the RFC | {_oneline(phase.rationale)} |"]
+            if phase.rationale
+            else []
+        ),
         "| Requires | "
         + (", ".join(f"phase {r}" for r in phase.requires) if phase.requires else "nothing")
         + " |",
@@ -349,6 +358,8 @@ tgk-deploy history --phase {n} --verbose          # what this machine did, and w
         lines += [f"### Step {index}: {step.id}", ""]
         if step.description:
             lines += [step.description[0].upper() + step.description[1:] + ".", ""]
+        if step.rationale:
+            lines += [f"Why it departs from the RFC: {_oneline(step.rationale)}", ""]
         lines.append(
             f"Environment: **{step.environment}** (script {_script(project, step.environment)})."
         )
@@ -378,6 +389,8 @@ tgk-deploy history --phase {n} --verbose          # what this machine did, and w
             lines += [
                 "Needs approval. Check the condition yourself, then:",
                 "",
+                *[f"- [ ] {item}" for item in step.approval.checklist],
+                *([""] if step.approval.checklist else []),
                 *_fence(f"tgk-deploy approve --phase {n} --step {step.id}"),
                 "",
             ]
@@ -415,6 +428,8 @@ tgk-deploy advance --phase {n} --wait  # wait out the bake, re-checking triggers
                 f"- **{check.name}**" + (f": {check.description}" if check.description else "")
             )
             lines += ["", f"  Passes when {_condition(check)}.", ""]
+            if check.rationale:
+                lines += [f"  Why it departs from the RFC: {_oneline(check.rationale)}", ""]
             body = [*_query(check.query)]
             if check.relative_to:
                 body += ["", "Baseline:", "", *_query(check.relative_to)]
@@ -423,6 +438,7 @@ tgk-deploy advance --phase {n} --wait  # wait out the bake, re-checking triggers
             lines.append("")
     lines += _exit_table(GATE_EXITS)
     lines.append("")
+    lines += _manual_checks(phase)
 
     lines += ["## Rollback triggers", ""]
     if not phase.rollback_triggers:
@@ -443,6 +459,7 @@ tgk-deploy advance --phase {n} --wait  # wait out the bake, re-checking triggers
             [
                 "tgk-deploy rollback --immediate        # now: all traffic to stable, legacy routing on",
                 "tgk-deploy rollback --gradual          # step down with trigger checks between",
+                'tgk-deploy halt --reason "..."         # no rollback: every advance refuses until resume',
             ]
             + [
                 f"tgk-deploy rollback --feature {f}".ljust(39) + "# this feature off, traffic stays"
@@ -462,11 +479,31 @@ tgk-deploy advance --phase {n} --wait  # wait out the bake, re-checking triggers
             f"""
 tgk-deploy gate --phase {n} --criteria triggers   # must exit 0
 tgk-deploy plan --phase {n}                       # shows the step advance will redo
+tgk-deploy resume                                 # after a halt
 tgk-deploy advance --phase {n}"""
         ),
         "",
     ]
     return "\n".join(lines)
+
+
+def _manual_checks(phase: Phase) -> list[str]:
+    """Criteria no number can say: confirmed by a person when approving a step."""
+    steps = [s for s in phase.steps if s.approval and s.approval.checklist]
+    if not steps:
+        return []
+    lines = [
+        "## Checked by hand",
+        "",
+        "What no metric can say. The approver confirms each item; `approve` shows them",
+        "and records them in the journal with the approval.",
+        "",
+    ]
+    for step in steps:
+        lines += [f"Before step `{step.id}`:", ""]
+        lines += [f"- [ ] {item}" for item in step.approval.checklist]  # type: ignore[union-attr]
+        lines.append("")
+    return lines
 
 
 def _trigger_section(phase: Phase, trigger: Trigger, project: Project) -> list[str]:
@@ -479,6 +516,8 @@ def _trigger_section(phase: Phase, trigger: Trigger, project: Project) -> list[s
     ]
     if trigger.description:
         lines += [f"What it means: {trigger.description}.", ""]
+    if trigger.rationale:
+        lines += [f"Why it departs from the RFC: {_oneline(trigger.rationale)}", ""]
     lines += [f"Fires when {_condition(trigger)}:", "", *_query(trigger.query)]
     if trigger.relative_to:
         lines += ["", "Baseline:", "", *_query(trigger.relative_to)]
@@ -700,6 +739,17 @@ def _features_md(spec: Spec) -> str:
             lines.append("Secrets deleted: " + ", ".join(f"`{s}`" for s in feature.secrets) + ".")
         if feature.off_vars:
             lines.append(f"Vars set: {_vars(feature.off_vars)}.")
+        also = project.features_switched_off_with([name])[1:]
+        if also:
+            lines.append(
+                "Also switched off (they depend on it): " + ", ".join(f"`{f}`" for f in also) + "."
+            )
+        if feature.depends_on:
+            lines.append(
+                "Goes off whenever "
+                + " or ".join(f"`{f}`" for f in feature.depends_on)
+                + " is rolled back."
+            )
         lines.append("")
         if owners:
             lines += [

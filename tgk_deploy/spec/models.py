@@ -139,6 +139,16 @@ def _var_to_text(value: Any) -> Any:
 VarValue = Annotated[str, BeforeValidator(_var_to_text)]
 
 
+Rationale = Annotated[
+    str,
+    StringConstraints(min_length=1),
+    Field(
+        description="why this departs from the RFC (ALC-RFC-006); shown in plan, runbooks, status"
+    ),
+]
+"""Where a phase file departs from the user's RFC, it says why, in the file."""
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -254,6 +264,7 @@ class MetricCheck(StrictModel):
     for_: Duration | None = Field(default=None, alias="for")
     min_sample: MinimumSample | None = None
     severity: CheckSeverity = Severity.CRITICAL
+    rationale: Rationale | None = None
 
 
 class ResponseKind(StrEnum):
@@ -304,6 +315,11 @@ class DeployParams(StrictModel):
     vars: dict[VarName, VarValue] = Field(
         default_factory=dict, description="vars the new version sets on top of the stable one's"
     )
+    baseline: bool = Field(
+        default=False,
+        description="the new version is the stable version this phase's rollbacks return to, "
+        "never its candidate (phase 1's bridge: the existing system's behaviour, now measured)",
+    )
 
 
 class TrafficParams(StrictModel):
@@ -339,6 +355,11 @@ class ExportD1Params(StrictModel):
 
 class ApprovalParams(StrictModel):
     message: str = Field(min_length=1)
+    checklist: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list,
+        description="what the approver confirms by hand (what no metric can say); "
+        "shown by plan and approve, recorded in the journal with the approval",
+    )
 
 
 class DeployAction(StrictModel):
@@ -451,6 +472,7 @@ class Step(StrictModel):
     require_success: Flag = Field(
         default=False, description="the phase's success criteria must pass before this step"
     )
+    rationale: Rationale | None = None
 
     @field_validator("actions")
     @classmethod
@@ -477,6 +499,7 @@ class Phase(StrictModel):
     name: Slug
     summary: str
     risk: Risk
+    rationale: Rationale | None = None
     requires: list[Integer] = Field(default_factory=list)
     features: list[Slug] = Field(
         default_factory=list,
@@ -534,6 +557,10 @@ class FeatureSpec(StrictModel):
     description: str = ""
     secrets: list[VarName] = Field(default_factory=list)
     off_vars: dict[VarName, VarValue] = Field(default_factory=dict)
+    depends_on: list[Slug] = Field(
+        default_factory=list,
+        description="features this one needs: switching one of them off switches this one off too",
+    )
 
     @model_validator(mode="after")
     def _has_a_switch(self) -> FeatureSpec:
@@ -553,7 +580,10 @@ class R2Spec(StrictModel):
 
 class GradualRollbackSpec(StrictModel):
     steps: list[Percent] = Field(default_factory=lambda: [75, 50, 25, 0], min_length=1)
-    interval: Duration = timedelta(minutes=10)
+    interval: Duration = Field(
+        default=timedelta(minutes=30),
+        description="time between traffic moves (the RFC's gradual rollback takes 1-4 hours)",
+    )
 
     @field_validator("steps")
     @classmethod
@@ -652,6 +682,28 @@ class Project(StrictModel):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     phases_dir: str = Field(default="phases")
     journal: str = Field(default=".tgk-deploy/journal.sqlite")
+
+    @field_validator("features")
+    @classmethod
+    def _dependencies_known(cls, features: dict[str, FeatureSpec]) -> dict[str, FeatureSpec]:
+        for name, feature in features.items():
+            unknown = [d for d in feature.depends_on if d not in features or d == name]
+            if unknown:
+                raise ValueError(
+                    f"feature {name!r} depends_on {', '.join(unknown)}: not another feature here"
+                )
+        return features
+
+    def features_switched_off_with(self, names: list[str]) -> list[str]:
+        """``names`` and every feature that depends on one of them, in a stable order."""
+        result = list(dict.fromkeys(names))
+        for name in result:  # grows while iterating: dependents of dependents too
+            result += [
+                other
+                for other, feature in self.features.items()
+                if name in feature.depends_on and other not in result
+            ]
+        return result
 
     @field_validator("environments")
     @classmethod

@@ -46,6 +46,7 @@ export function readConfig(env) {
   return {
     environment: text(env, "ENVIRONMENT"),
     legacyForwardAddress: text(env, "LEGACY_FORWARD_ADDRESS"),
+    legacyBridge: flag(env, "LEGACY_BRIDGE"),
     telegram: {
       apiBase: text(env, "TELEGRAM_API_BASE").replace(/\/+$/, ""),
       timeoutMs: millis(env, "TELEGRAM_TIMEOUT_MS"),
@@ -81,6 +82,7 @@ export function readConfig(env) {
 /** What /health reports: effective flags, never a secret value. */
 export function describeFlags(config) {
   return {
+    LEGACY_BRIDGE: config.legacyBridge,
     AI_ANALYSIS: config.ai.flag,
     ai_active: config.ai.enabled,
     OPENAI_API_KEY_bound: config.ai.keyBound,

@@ -36,8 +36,23 @@ export async function forwardToLegacy(message, config, reason, status = "fallbac
   return status;
 }
 
+/**
+ * LEGACY_BRIDGE: the existing system's path, through the Worker. Every message is
+ * forwarded, unchanged (no header added), to the legacy router, so mail goes where
+ * it went before the rollout while the Worker counts it. Phase 1 runs this version
+ * at 100 % first, then splits it against the orchestrator (90 % / 10 %).
+ */
+async function bridgeToLegacy(message, config) {
+  if (!config.legacyForwardAddress) {
+    throw new UndeliverableError("bridge mode: LEGACY_FORWARD_ADDRESS is not set");
+  }
+  await message.forward(config.legacyForwardAddress);
+  return "bridged";
+}
+
 /** Deliver one message; resolves to its tgk_email_delivery_total status (metrics.js). */
 export async function deliver(message, env, config, metrics) {
+  if (config.legacyBridge) return bridgeToLegacy(message, config);
   let route;
   try {
     route = await resolveRoute(message.to, env, config, metrics);

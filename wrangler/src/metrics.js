@@ -28,7 +28,7 @@
 
 /** name -> [type, help, {label: known values}]; the registry of every metric the Worker emits. */
 export const HELP = {
-  tgk_email_delivery_total: ["counter", "Emails handled, by status: delivered (to Telegram), fallback (forwarded to legacy because something failed), unrouted (forwarded to legacy by design: no route), rejected (by the routing table, by design), failed (not handled; the sender retries)", { status: ["delivered", "fallback", "unrouted", "rejected", "failed"] }],
+  tgk_email_delivery_total: ["counter", "Emails handled, by status: delivered (to Telegram), fallback (forwarded to legacy because something failed), unrouted (forwarded to legacy by design: no route), bridged (forwarded unchanged to legacy: LEGACY_BRIDGE, the existing system's path), rejected (by the routing table, by design), failed (not handled; the sender retries)", { status: ["delivered", "fallback", "unrouted", "bridged", "rejected", "failed"] }],
   tgk_email_routing_duration_seconds: ["histogram", "Time from receipt to the delivery decision being carried out", {}],
   tgk_email_route_failures_total: ["counter", "Routing table, route or KV lookups that failed", {}],
   tgk_email_ai_requests_total: ["counter", "AI analyses attempted (calls to the AI service)", {}],
