@@ -73,7 +73,7 @@ CASES = [
 
 def at_step_before(world, step: str) -> None:
     run_to(world, 1, "full" if step == "retire-legacy" else "canary-10")
-    world.clock.advance(timedelta(days=3))
+    world.clock.advance(timedelta(days=4))
     if step == "retire-legacy":
         approve(world.context(), 1, step)
 
@@ -81,7 +81,9 @@ def at_step_before(world, step: str) -> None:
 def assert_rolled_back(world) -> None:
     observed = world.observe()
     production = observed.environments["production"]
-    assert production.live.split == ((world.seeded["tgk-email-orchestrator"], 100.0),)
+    (stable,) = production.live.versions  # phase 1's bridge: the existing system's path
+    assert stable.percentage == 100.0
+    assert (production.versions[stable.version_id].tag or "").startswith("tgk-p1b-")
     assert production.live.mark is not None and production.live.mark.kind is MarkKind.ROLLBACK
     rules = observed.email_rules
     assert rules["legacy"].enabled and not rules["worker"].enabled
@@ -144,6 +146,7 @@ def interleave(world, variant: int) -> None:
 @pytest.mark.parametrize("attempt", range(20))
 def test_two_runners_on_one_step_one_mutates(world, attempt):
     advance(world.context(), 1)  # staging
+    approve(world.context(), 1, "bridge")
     world.clock.advance(timedelta(days=1))
     exports_before = world.emulator.calls("POST", "/export")
     interleave(world, attempt % 4)
@@ -171,9 +174,9 @@ def test_two_runners_on_one_step_one_mutates(world, attempt):
         d.mark.run_id
         for d in production.deployments
         if d.mark
-        and d.mark.kind is not MarkKind.CLAIM
+        and d.mark.kind not in (MarkKind.CLAIM, MarkKind.APPROVAL)
         and d.mark.phase == 1
-        and d.mark.step == "canary-10"
+        and d.mark.step == "bridge"
     }
     assert by_run == {winner}  # the split and the stamp: the winner's alone
     assert world.emulator.calls("PUT", "/rules/" + world.seeded["worker_rule"]) == 1
