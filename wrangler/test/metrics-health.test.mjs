@@ -116,6 +116,7 @@ describe("GET /health", () => {
         environment: "test",
         version: { id: "7c1a2b3c-candidate", tag: "test", timestamp: "2026-11-28T00:00:00Z" },
         flags: {
+          LEGACY_BRIDGE: false,
           AI_ANALYSIS: true,
           ai_active: false,
           OPENAI_API_KEY_bound: false,
