@@ -315,7 +315,7 @@ class DeployParams(StrictModel):
     vars: dict[VarName, VarValue] = Field(
         default_factory=dict, description="vars the new version sets on top of the stable one's"
     )
-    baseline: bool = Field(
+    baseline: Flag = Field(
         default=False,
         description="the new version is the stable version this phase's rollbacks return to, "
         "never its candidate (phase 1's bridge: the existing system's behaviour, now measured)",
