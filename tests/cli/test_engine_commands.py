@@ -221,6 +221,7 @@ SECRET_STEP = (
           - export_d1: {database: main}
           - put_secret: {name: REPLY_SIGNING_SECRET, from_env: REPLY_SIGNING_SECRET}
           - deploy: {percentage: 10}
+        bake: 1h
     """
     )
     + "rollback_triggers:"
