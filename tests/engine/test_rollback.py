@@ -215,3 +215,19 @@ def test_a_blackholed_prometheus_costs_a_gradual_rollback_one_short_budget(
     assert any("budget" in v.why for v in dead.verdicts)
     assert dead_seconds <= 2 * healthy_seconds, (healthy_seconds, dead_seconds)
     assert dead_seconds <= healthy_seconds + rollback.CHECK_BUDGET_SECONDS + 1.5
+
+
+@pytest.mark.parametrize("step", ["bridge", "canary-10", "canary-50", "full", "retire-legacy"])
+def test_a_rollback_from_any_phase_one_step_restores_the_mail_path_of_before(world, step):
+    """Rules as before the rollout, and all traffic on a version that only forwards to legacy."""
+    before = world.observe().email_rules
+    run_to(world, 1, step)
+    rollback.immediate(world.context(metrics=None, journal=None))
+    observed = world.observe()
+    rules = observed.email_rules
+    assert {k: r.enabled for k, r in rules.items()} == {k: r.enabled for k, r in before.items()}
+    production = observed.environments["production"]
+    (stable,) = production.live.versions
+    assert stable.percentage == 100.0
+    version = world.api.get_version(production.script, stable.version_id)
+    assert version.vars["LEGACY_BRIDGE"] == "true"  # every message forwarded to legacy, unchanged
