@@ -689,3 +689,21 @@ def test_bake_zero_is_the_same_written_either_way(tmp_path):
         validate_paths(
             [write(tmp_path, "1-x.yaml", VALID_PHASE.replace("bake: 24h", "bake: false"))]
         )
+
+
+def test_merge_keys_work_and_the_mappings_own_keys_win(tmp_path):
+    text = VALID_PHASE.replace("  - id: staging\n", "  - &first\n    id: staging\n").replace(
+        "  - id: canary\n    actions:\n      - deploy: {percentage: 10}\n    bake: 48h\n",
+        "  - <<: *first\n    id: canary\n    environment: production\n    bake: 48h\n",
+    )
+    _, [phase] = validate_paths([write(tmp_path, "1-merge.yaml", text)])
+    canary = phase.steps[1]
+    assert (canary.id, canary.environment, canary.bake.total_seconds()) == (
+        "canary",
+        "production",
+        48 * 3600,
+    )
+    assert canary.actions == phase.steps[0].actions
+    bad = write(tmp_path, "1-bad.yaml", text.replace("bake: 48h", "bake: 48"))
+    [problem] = only_problem(bad)
+    assert (problem.field, problem.line) == ("steps[1].bake", 15)

@@ -163,12 +163,15 @@ def _alert_collisions(phases: list[tuple[Located, Phase]]) -> list[SpecProblem]:
 
 
 def _for_problems(located: Located, phase: Phase) -> list[SpecProblem]:
-    """Checks that can never hold: a `for:` longer than every bake of the phase."""
+    """Checks that can never hold: a `for:` longer than every bake of the phase.
+
+    A phase that declares no bake at all is left alone: it sets no pace to compare with.
+    """
     problems: list[SpecProblem] = []
     longest = max((step.bake for step in phase.steps), default=timedelta(0))
     for kind in ("success_criteria", "rollback_triggers"):
         for index, check in enumerate(getattr(phase, kind)):
-            if check.for_ is not None and check.for_ > longest:
+            if check.for_ is not None and longest and check.for_ > longest:
                 problems.append(
                     located.problem(
                         (kind, index, "for"),

@@ -328,7 +328,11 @@ class _Converter:
         if node.tag != expected:
             located.add(*_mark(node), f"unsupported tag {_show_tag(node.tag)}", path)
         if isinstance(node, yaml.SequenceNode):
-            return [self.value(item, (*path, i)) for i, item in enumerate(node.value)]
+            items = []
+            for i, item in enumerate(node.value):
+                located.positions[(*path, i)] = _mark(item)
+                items.append(self.value(item, (*path, i)))
+            return items
         return self.mapping(node, path)
 
     def scalar(self, node: yaml.ScalarNode, path: PathKey) -> Any:
@@ -369,11 +373,26 @@ class _Converter:
         return text
 
     def mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        merges: list[yaml.Node] = []
+        """Merged keys (``<<: *name``) first, so that the mapping's own keys and places win."""
+        merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
-                merges.append(value_node)
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
+                for source in sources:
+                    if not isinstance(source, yaml.MappingNode):
+                        self.located.add(
+                            *_mark(source),
+                            "a merge key '<<' takes a mapping's alias (<<: *name) or a list of them",
+                            path,
+                        )
+                        continue
+                    for key, value in self.mapping(source, path).items():
+                        merged.setdefault(key, value)
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
                 continue
             key = self.key(key_node, path)
             if key is None:
@@ -386,17 +405,8 @@ class _Converter:
                 continue
             self.located.positions[(*path, key)] = _mark(key_node)
             result[key] = self.value(value_node, (*path, key))
-        for merge in merges:
-            for source in merge.value if isinstance(merge, yaml.SequenceNode) else [merge]:
-                if not isinstance(source, yaml.MappingNode):
-                    self.located.add(
-                        *_mark(source),
-                        "a merge key '<<' takes a mapping's alias (<<: *name) or a list of them",
-                        path,
-                    )
-                    continue
-                for key, value in self.mapping(source, path).items():
-                    result.setdefault(key, value)
+        for key, value in merged.items():
+            result.setdefault(key, value)
         return result
 
     def key(self, node: yaml.Node, path: PathKey) -> str | None:
