@@ -17,6 +17,7 @@ kills after every call in turn (run once for the closing note).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,7 +89,8 @@ class Stage:
         folder.mkdir(parents=True)
         bakes = {step: ("1h" if step == holding else "0s") for step in STEPS}
         self.project = write_project(folder, PHASE.format(**bakes))
-        text = self.project.read_text().replace("interval: 10m", "interval: 0s")
+        text, spaced = re.subn(r"(?m)^(\s+interval:) \S+", r"\1 0s", self.project.read_text())
+        assert spaced == 1, "the gradual rollback's spacing must be zeroed: the CLI waits it out"
         self.project.write_text(text)
         emulator.reset()
         seeded = emulator.state.seed_demo()
