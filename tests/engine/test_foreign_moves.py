@@ -59,6 +59,11 @@ def canary(world):
     return candidate, stable
 
 
+def number_of(world, version_id: str) -> int:
+    """The version's number on Cloudflare, as status names it."""
+    return world.production().versions[version_id].number
+
+
 def refused_with_drift(world) -> str:
     report = advance(world.context(), 1)
     assert report.status is AdvanceStatus.REFUSED and report.exit_code == 4
@@ -81,7 +86,8 @@ def test_a_wrangler_rollback_is_recognised_as_a_rollback_and_adopt_records_it(wo
     report, move = foreign_of(world)
     assert move.kind is ForeignKind.ROLLBACK and move.source == "wrangler"
     assert move.message == "Rollback" and move.ours_mark.startswith("tgk p=1 s=canary-10")
-    assert "rolled back: all traffic to 100 % version 1" in report.foreign_text[0]
+    expected = f"rolled back: all traffic to 100 % version {number_of(world, stable)}"
+    assert expected in report.foreign_text[0]
     assert "tgk p=1 s=canary-10" in report.foreign_text[0]
     assert "via wrangler" in refused_with_drift(world)
 
@@ -105,8 +111,9 @@ def test_a_wrangler_versions_deploy_is_a_traffic_move_and_restore_puts_the_split
 
     _, move = foreign_of(world)
     assert move.kind is ForeignKind.TRAFFIC
-    assert "moved traffic: 50 % version 2" in move.describe()
-    assert "10 % version 2" in move.describe()  # what tgk-deploy left
+    number = number_of(world, candidate)
+    assert f"moved traffic: 50 % version {number}" in move.describe()
+    assert f"10 % version {number}" in move.describe()  # what tgk-deploy left
     refused_with_drift(world)
 
     restored = restore(world.context(), environment="production")
