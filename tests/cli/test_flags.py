@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import enum
 import json
+from datetime import timedelta
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from tgk_deploy.cli.app import build_app
-from tgk_deploy.cli.options import Bounded
+from tgk_deploy.cli.options import Bounded, Moment
 
 BAD = {
     "int": ["abc", "1.5", "inf", "-1e30", "99999999999"],
     "float": ["abc", "inf", "-inf", "nan", "-1e30", "1e30"],
     "duration": ["abc", "5x", "-5m", "1e20d", "5", "999d"],
 }
-REQUIRED = {"--phase": "1", "--step": "staging"}
+TIMES = ["abc", "1e400", "2026-13-01"]  # ISO 8601 or unix seconds
+REQUIRED = {"--phase": "1", "--step": "staging", "--from": "0", "--to": "3600"}
 
 
-def options():
-    group = typer.main.get_command(build_app())
+def commands():
+    """Every leaf command of the app with its path, e.g. (["export", "alerts"], command)."""
 
     def walk(command, path):
         if hasattr(command, "commands"):
@@ -35,7 +37,11 @@ def options():
         else:
             yield path, command
 
-    for path, command in walk(group, []):
+    yield from walk(typer.main.get_command(build_app()), [])
+
+
+def options():
+    for path, command in commands():
         flags = [p for p in command.params if p.opts[0].startswith("-")]
         json_output = any(p.opts[0] == "--output" for p in flags)
         for param in flags:
@@ -47,8 +53,10 @@ def options():
                 values = BAD[info.parser.kind]
             elif isinstance(annotation, type) and issubclass(annotation, enum.Enum):
                 values = ["bogus"]
-            elif annotation in (int, float):
-                values = ["abc"]
+            elif annotation in (int, float, timedelta):
+                values = ["abc"]  # and the test below fails: numbers go through Bounded
+            elif isinstance(info.parser, Moment):
+                values = TIMES
             else:
                 continue  # free-form text: its command checks it
             others = [
@@ -79,6 +87,18 @@ def test_a_bad_value_is_refused_in_one_line_before_anything_runs(argv, flag, jso
         as_json = CliRunner().invoke(build_app(), [*argv, "-o", "json"])
         assert as_json.exit_code == 2
         assert json.loads(as_json.stdout)["error"] == "UsageError"
+
+
+def test_every_number_and_duration_flag_goes_through_the_one_validator():
+    unbounded = [
+        f"{' '.join(path)} {param.opts[0]}"
+        for path, command in commands()
+        for param in command.params
+        if param.type_descriptor.annotation in (int, float, timedelta)
+        and not getattr(param, "is_flag", False)
+        and not isinstance(param.type_descriptor.parameter_info.parser, Bounded)
+    ]
+    assert unbounded == []
 
 
 def test_the_bounds_are_in_the_help():

@@ -8,11 +8,23 @@ one could not (a query failed or returned several series).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tgk_deploy.cli.options import OutputFormat, OutputOption, PhaseOption, ProjectOption
+from tgk_deploy.cli.options import (
+    CandidateOption,
+    OutputFormat,
+    OutputOption,
+    PhaseOption,
+    ProjectOption,
+    PrometheusTimeoutOption,
+    QueryEnvironmentOption,
+    StableOption,
+    bounded,
+    moment,
+)
 from tgk_deploy.cli.output import Output, reports
 
 if TYPE_CHECKING:
@@ -53,49 +65,40 @@ def render_backtest(result: Backtest, console: Console) -> None:
 @reports
 def backtest(
     phase: PhaseOption,
-    start: Annotated[str, typer.Option("--from", help="Window start (ISO 8601 or unix seconds).")],
-    end: Annotated[str, typer.Option("--to", help="Window end (ISO 8601 or unix seconds).")],
-    step: Annotated[str, typer.Option("--step", help="Evaluate every (e.g. 30s, 1m).")] = "1m",
-    environment: Annotated[
-        str, typer.Option("--environment", help="Environment for {{environment}} in queries.")
-    ] = "production",
+    start: Annotated[datetime, moment("--from", help="Window start (ISO 8601 or unix seconds).")],
+    end: Annotated[datetime, moment("--to", help="Window end (ISO 8601 or unix seconds).")],
+    step: Annotated[
+        timedelta, bounded("duration", 1, 86400, "--step", help="Evaluate every (e.g. 30s, 1m).")
+    ] = "1m",  # type: ignore[assignment]
+    environment: QueryEnvironmentOption = "production",
     incident_from: Annotated[
-        str | None,
-        typer.Option(
+        datetime | None,
+        moment(
             "--incident-from",
             help="When the incident really began: fire delays count from here, not from "
             "the first bad tick.",
         ),
     ] = None,
     incident_to: Annotated[
-        str | None,
-        typer.Option(
-            "--incident-to", help="When the incident really ended (with --incident-from)."
-        ),
+        datetime | None,
+        moment("--incident-to", help="When the incident really ended (with --incident-from)."),
     ] = None,
-    candidate: Annotated[
-        str | None, typer.Option("--candidate", help="Version id for {{candidate}} in queries.")
-    ] = None,
-    stable: Annotated[
-        str | None, typer.Option("--stable", help="Version id for {{stable}} in queries.")
-    ] = None,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", min=0.1, help="Give up on Prometheus after this many seconds."),
-    ] = 20,
+    candidate: CandidateOption = None,
+    stable: StableOption = None,
+    timeout: PrometheusTimeoutOption = 20,
     project: ProjectOption = None,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Replay a phase's checks over a past window: when would each have fired or passed?"""
-    from datetime import timedelta
-
-    from tgk_deploy.cli.gate import _duration, parse_time
     from tgk_deploy.errors import ConfigError, ExitCode
     from tgk_deploy.spec.load import load_spec
     from tgk_deploy.triggers.backtest import backtest as run_backtest
     from tgk_deploy.triggers.evaluate import LiveVersions
     from tgk_deploy.triggers.prometheus import PrometheusClient, RetryPolicy
 
+    if (incident_from is None) != (incident_to is None):
+        raise ConfigError("--incident-from and --incident-to go together")
+    incident = (incident_from, incident_to) if incident_from and incident_to else None
     spec = load_spec(project)
     try:
         phase_spec = spec.phase(phase)
@@ -103,13 +106,6 @@ def backtest(
         raise ConfigError(
             f"there is no phase {phase}; phases: {', '.join(str(p.phase) for p in spec.phases)}"
         ) from None
-    if (incident_from is None) != (incident_to is None):
-        raise ConfigError("--incident-from and --incident-to go together")
-    incident = (
-        (parse_time(incident_from), parse_time(incident_to))
-        if incident_from is not None and incident_to is not None
-        else None
-    )
     versions = LiveVersions(candidate=candidate, stable=stable, environment=environment)
     out = Output(output)
     retry = RetryPolicy(deadline=timedelta(seconds=timeout))
@@ -117,9 +113,9 @@ def backtest(
         result = run_backtest(
             phase_spec,
             provider,
-            start=parse_time(start),
-            end=parse_time(end),
-            step=_duration(step, "--step"),
+            start=start,
+            end=end,
+            step=step,
             versions=versions,
             incident=incident,
         )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tgk_deploy.cli.options import ProjectOption
+from tgk_deploy.cli.options import CandidateOption, ProjectOption, StableOption
 from tgk_deploy.cli.output import reports
 
 export_app = typer.Typer(
@@ -36,12 +36,8 @@ def alerts(
             "(default: runbook_base_url in tgk-deploy.yaml).",
         ),
     ] = "",
-    candidate: Annotated[
-        str | None, typer.Option("--candidate", help="Version id for {{candidate}} in queries.")
-    ] = None,
-    stable: Annotated[
-        str | None, typer.Option("--stable", help="Version id for {{stable}} in queries.")
-    ] = None,
+    candidate: CandidateOption = None,
+    stable: StableOption = None,
     project: ProjectOption = None,
 ) -> None:
     """One alerting rule per rollback trigger, grouped by phase; check with promtool check rules."""

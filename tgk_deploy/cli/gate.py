@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tgk_deploy.cli.options import OutputFormat, OutputOption, PhaseOption, ProjectOption, bounded
+from tgk_deploy.cli.options import (
+    CandidateOption,
+    OutputFormat,
+    OutputOption,
+    PhaseOption,
+    ProjectOption,
+    PrometheusTimeoutOption,
+    QueryEnvironmentOption,
+    StableOption,
+    bounded,
+    moment,
+)
 from tgk_deploy.cli.output import Output, reports
 
 if TYPE_CHECKING:
@@ -39,32 +50,6 @@ class Criteria(StrEnum):
 
 def register(app: typer.Typer) -> None:
     app.command()(gate)
-
-
-def parse_time(text: str) -> datetime:
-    """ISO 8601 (naive means UTC) or unix seconds."""
-    from tgk_deploy.errors import ConfigError
-
-    try:
-        moment = datetime.fromtimestamp(float(text), tz=UTC)
-    except ValueError:
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise ConfigError(
-                f"--at {text!r} is not a time: give ISO 8601 (2026-01-05T09:00:00Z) or unix seconds"
-            ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _duration(text: str, flag: str) -> timedelta:
-    from tgk_deploy.errors import ConfigError
-    from tgk_deploy.spec.models import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as error:
-        raise ConfigError(f"{flag}: {error}") from None
 
 
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
@@ -146,25 +131,12 @@ def gate(
         bounded("duration", 1, 86400, "--interval", help="Time between evaluations with --wait."),
     ] = "30s",  # type: ignore[assignment]
     at: Annotated[
-        str | None,
-        typer.Option("--at", help="Judge at this past time (ISO 8601 or unix seconds)."),
+        datetime | None, moment("--at", help="Judge at this past time (ISO 8601 or unix seconds).")
     ] = None,
-    candidate: Annotated[
-        str | None, typer.Option("--candidate", help="Version id for {{candidate}} in queries.")
-    ] = None,
-    stable: Annotated[
-        str | None, typer.Option("--stable", help="Version id for {{stable}} in queries.")
-    ] = None,
-    environment: Annotated[
-        str,
-        typer.Option("--environment", help="Environment for {{environment}} in queries."),
-    ] = "production",
-    timeout: Annotated[
-        float,
-        bounded(
-            "float", 0.1, 600, "--timeout", help="Give up on Prometheus after this many seconds."
-        ),
-    ] = 20,
+    candidate: CandidateOption = None,
+    stable: StableOption = None,
+    environment: QueryEnvironmentOption = "production",
+    timeout: PrometheusTimeoutOption = 20,
     project: ProjectOption = None,
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
@@ -175,13 +147,10 @@ def gate(
     from tgk_deploy.triggers.gate import checks_for, evaluate_checks
     from tgk_deploy.triggers.prometheus import PrometheusClient, RetryPolicy
 
-    wait_for = _duration(wait, "--wait")
-    every = _duration(interval, "--interval")
-    fixed = parse_time(at) if at else None
+    wait_for, every = wait, interval
+    fixed = at
     if fixed is not None and wait_for:
         raise ConfigError("--at judges one past instant; it does not go with --wait")
-    if every <= timedelta(0):
-        raise ConfigError("--interval must be longer than 0")
 
     spec = load_spec(project)
     try:

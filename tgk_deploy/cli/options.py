@@ -1,7 +1,7 @@
 """Options shared by many commands, declared once so they read the same everywhere.
 
 Every flag that takes a number or a duration is checked by one validator
-(``Bounded``): finite, within bounds that ``--help`` states, or exit 2 with
+(``Bounded``; times by ``Moment``): finite, within bounds that ``--help`` states, or exit 2 with
 one line naming the flag (``app.OneLineErrors`` renders it), before anything
 is read or called.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -80,6 +80,32 @@ def bounded(kind: str, low: float, high: float, *names: str, help: str, **extra:
     return typer.Option(*names, parser=checker, help=f"{help} [{checker.bounds}]", **extra)
 
 
+class Moment:
+    """A point in time: ISO 8601 (naive means UTC) or unix seconds."""
+
+    __name__ = "time"  # typer names the value's type after its parser
+
+    def __call__(self, value: Any) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            moment = datetime.fromtimestamp(float(text), tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                raise typer.BadParameter(
+                    f"{value!r} is not a time: give ISO 8601 (2026-01-05T09:00:00Z) or unix seconds"
+                ) from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def moment(*names: str, help: str, **extra: Any) -> Any:
+    """A typer option holding a time, checked by ``Moment``."""
+    return typer.Option(*names, parser=Moment(), help=help, **extra)
+
+
 class OutputFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -108,6 +134,20 @@ TimeoutOption = Annotated[
         "--timeout",
         help="Seconds one Cloudflare operation may take, retries and Retry-After waits included.",
     ),
+]
+# Prometheus flags shared by gate and backtest (and the version placeholders by export alerts)
+PrometheusTimeoutOption = Annotated[
+    float,
+    bounded("float", 0.1, 600, "--timeout", help="Give up on Prometheus after this many seconds."),
+]
+CandidateOption = Annotated[
+    str | None, typer.Option("--candidate", help="Version id for {{candidate}} in queries.")
+]
+StableOption = Annotated[
+    str | None, typer.Option("--stable", help="Version id for {{stable}} in queries.")
+]
+QueryEnvironmentOption = Annotated[
+    str, typer.Option("--environment", help="Environment for {{environment}} in queries.")
 ]
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Print what would change and stop; no API mutation.")

@@ -6,11 +6,12 @@ rollback in progress is finished first).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
 
-from tgk_deploy.cli.options import ProjectOption, TimeoutOption
+from tgk_deploy.cli.options import ProjectOption, TimeoutOption, bounded
 from tgk_deploy.cli.output import reports
 
 
@@ -30,17 +31,30 @@ def serve(
         ),
     ] = None,
     max_age: Annotated[
-        str, typer.Option("--max-age", help="Ignore alerts that started longer ago than this.")
-    ] = "1h",
+        timedelta,
+        bounded(
+            "duration", 1, 7 * 86400, "--max-age", help="Ignore alerts that started longer ago."
+        ),
+    ] = "1h",  # type: ignore[assignment]
     standby: Annotated[
-        str,
-        typer.Option(
+        timedelta,
+        bounded(
+            "duration",
+            0,
+            3600,
             "--standby",
             help="Wait this long before acting (the second of an HA pair on another host).",
         ),
-    ] = "0",
+    ] = "0",  # type: ignore[assignment]
     max_body: Annotated[
-        int, typer.Option("--max-body", min=1024, help="Largest webhook body read, in bytes.")
+        int,
+        bounded(
+            "int",
+            1024,
+            100 * 1024 * 1024,
+            "--max-body",
+            help="Largest webhook body read, in bytes.",
+        ),
     ] = 1024 * 1024,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Journal and log what it would do; change nothing.")
@@ -61,22 +75,14 @@ def serve(
     import threading
     from datetime import UTC, datetime
 
-    from tgk_deploy.errors import ConfigError
     from tgk_deploy.receiver.http import Credentials
     from tgk_deploy.receiver.respond import Settings
     from tgk_deploy.receiver.service import parse_listen, serving
-    from tgk_deploy.spec.models import parse_duration
 
-    durations = {}
-    for flag, value in (("--max-age", max_age), ("--standby", standby)):
-        try:
-            durations[flag] = parse_duration(value)
-        except ValueError as error:
-            raise ConfigError(f"{flag} {value!r}: {error}") from None
     settings = Settings(
         environments=frozenset(environment or ["production"]),
-        max_age=durations["--max-age"],
-        standby=durations["--standby"],
+        max_age=max_age,
+        standby=standby,
         dry_run=dry_run,
     )
     credentials = Credentials.from_env(os.environ)
