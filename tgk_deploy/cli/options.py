@@ -40,6 +40,8 @@ class Bounded:
     def bounds(self) -> str:
         if self.kind == "duration":
             return f"{_seconds_text(self.low)}..{_seconds_text(self.high)}"
+        if self.kind == "int":
+            return f"{int(self.low)}..{int(self.high)}"
         return f"{self.low:g}..{self.high:g}"
 
     def __call__(self, value: Any) -> Any:
