@@ -3,9 +3,13 @@
 It fetches numbers and nothing else; ``evaluate.py`` judges them. Transient
 failures (connection errors, timeouts, 429 and 5xx) are retried with jittered
 exponential backoff until a deadline; Prometheus' own ``errorType``/``error``
-and ``warnings`` are kept verbatim. ``fetch`` runs a gate's queries
-concurrently on threads sharing one ``httpx.Client`` (one connection pool):
-measured in ``bench/triggers``, twenty queries take about as long as one.
+and ``warnings`` are kept verbatim. ``fetch`` sends every distinct query of a
+gate at once, on threads sharing one ``httpx.Client`` (one keep-alive pool
+with a connection per query in flight).
+
+A ``for:`` window is asked as ONE instant query: a subquery whose points fall
+on the range query's exact grid (``window_query``), so the judge sees the same
+points and values a range query gives, gaps and NaN included.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from functools import lru_cache
+from math import gcd
+from typing import Any, NamedTuple, Self
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -37,6 +43,7 @@ from tgk_deploy.triggers.samples import Point, QueryRequest, QueryResult, Series
 
 QUERY_PATH = "api/v1/query"
 QUERY_RANGE_PATH = "api/v1/query_range"
+MAX_IN_FLIGHT = 64  # every distinct query of several phases' gates out at once (about 35 today)
 
 
 class RetryPolicy(BaseModel):
@@ -98,10 +105,10 @@ def _parse_value(value: Any) -> float:
         raise BadAnswer(f"a sample value {value!r} is not a number") from None
 
 
-def _pair(item: Any) -> Point:
+def _pair(item: Any, shift: timedelta = timedelta(0)) -> Point:
     if not isinstance(item, list | tuple) or len(item) != 2:
         raise BadAnswer(f"a sample {item!r} is not a [time, value] pair")
-    return Point(time=_parse_time(item[0]), value=_parse_value(item[1]))
+    return Point(time=_parse_time(item[0]) - shift, value=_parse_value(item[1]))
 
 
 def _labels(item: dict[str, Any]) -> dict[str, str]:
@@ -121,8 +128,12 @@ def _items(result: Any, key: str) -> list[dict[str, Any]]:
     return result
 
 
-def _parse_series(result_type: Any, result: Any) -> list[Series]:
-    """The series of a success answer, every shape checked: never an exception but BadAnswer."""
+def _parse_series(result_type: Any, result: Any, shift: timedelta = timedelta(0)) -> list[Series]:
+    """The series of a success answer, every shape checked: never an exception but BadAnswer.
+
+    ``shift`` moves a window subquery's points back onto the instants they were
+    evaluated at (see ``window_query``).
+    """
     if result_type == "vector":
         return [
             Series(labels=_labels(item), points=[_pair(item["value"])])
@@ -133,11 +144,92 @@ def _parse_series(result_type: Any, result: Any) -> list[Series]:
         for item in _items(result, "values"):
             if not isinstance(item["values"], list):
                 raise BadAnswer(f"a series' values {str(item['values'])[:80]!r} are not a list")
-            series.append(Series(labels=_labels(item), points=[_pair(p) for p in item["values"]]))
+            points = [_pair(p, shift) for p in item["values"]]
+            series.append(Series(labels=_labels(item), points=points))
         return series
     if result_type == "scalar":
         return [Series(points=[_pair(result)])]
     raise BadAnswer(f"a {result_type!r} result carries no numbers")
+
+
+@lru_cache(maxsize=256)
+def is_instant_vector(query: str) -> bool:
+    """True when the expression is an instant vector: only those can carry a subquery.
+
+    A scalar (``scalar(...)``, ``time()``, a number) or anything that does not
+    parse is False: it goes out as a range query, which Prometheus judges.
+    """
+    import promql_parser  # a few ms, and only for a gate with for: windows
+
+    try:
+        expression = promql_parser.parse(query)
+    except ValueError:
+        return False
+    return _vector(expression, promql_parser)
+
+
+def _vector(node: Any, promql: Any) -> bool:
+    if isinstance(node, promql.ParenExpr | promql.UnaryExpr):
+        return _vector(node.expr, promql)
+    if isinstance(node, promql.BinaryExpr):
+        return _vector(node.lhs, promql) or _vector(node.rhs, promql)
+    if isinstance(node, promql.Call):
+        return bool(node.func.return_type == promql.ValueType.Vector)
+    return isinstance(node, promql.AggregateExpr | promql.VectorSelector)
+
+
+class WindowQuery(NamedTuple):
+    """A window's points as one instant query: send ``query`` at ``time``.
+
+    Prometheus stamps the points ``shift`` after the instants they were
+    evaluated at; subtract it to read them on the request's grid.
+    """
+
+    query: str
+    time: datetime
+    shift: timedelta
+
+
+def _ms(duration: timedelta) -> int:
+    return round(duration.total_seconds() * 1000)
+
+
+def window_query(request: QueryRequest) -> WindowQuery | None:
+    """The subquery that evaluates ``request.query`` exactly where its range query would.
+
+    A range query evaluates at ``start``, ``start + step``, ... up to ``at``. A
+    subquery ``(q)[range:step]`` evaluates at multiples of ``step`` since the
+    epoch: the same instants only when the grid's last point ``last`` is one.
+    Otherwise the outer subquery runs at ``aligned`` (``last`` rounded up to a
+    multiple of ``step``) and each of its points asks for ``q`` a ``shift``
+    earlier through an inner one-point subquery: ``last_over_time((q)[r:g]
+    offset shift)``, where ``g`` divides every grid instant and ``r < g`` keeps
+    one point in range. The outer range is ``n`` steps and a half, so the
+    window holds the grid's ``n + 1`` points whether the range's left end is
+    closed (Prometheus 2) or open (Prometheus 3).
+
+    None when the query cannot carry a subquery (not an instant vector) or the
+    grid is finer than milliseconds allow: the caller asks a range query then.
+    """
+    assert request.window is not None and request.step is not None
+    step, window = _ms(request.step), _ms(request.window)
+    if step < 2 or window < 0 or not is_instant_vector(request.query):
+        return None
+    intervals = window // step
+    last = round(request.start.timestamp() * 1000) + intervals * step
+    aligned = -(-last // step) * step
+    shift = aligned - last
+    inner = f"({request.query})"
+    if shift:
+        grain = gcd(last, step)
+        if grain < 2:
+            return None
+        inner = f"last_over_time({inner}[{grain // 2}ms:{grain}ms] offset {shift}ms)"
+    return WindowQuery(
+        query=f"({inner})[{intervals * step + step // 2}ms:{step}ms]",
+        time=datetime.fromtimestamp(aligned / 1000, tz=UTC),
+        shift=timedelta(milliseconds=shift),
+    )
 
 
 class PrometheusClient:
@@ -157,7 +249,7 @@ class PrometheusClient:
         timeout: timedelta = timedelta(seconds=10),
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
-        max_concurrency: int = 32,  # a gate of 20 checks asks about 23 distinct queries: one round
+        max_concurrency: int = MAX_IN_FLIGHT,
     ) -> None:
         if httpx.URL(base_url).scheme not in ("http", "https") or not httpx.URL(base_url).host:
             raise ConfigError(
@@ -253,11 +345,24 @@ class PrometheusClient:
         self, query: str, start: datetime, end: datetime, step: timedelta
     ) -> QueryResult:
         """Range query over ``[start, end]`` every ``step``; raises ``MetricsError``."""
-        return self.run(QueryRequest(query=query, at=end, window=end - start, step=step))
+        return self._run(QueryRequest(query=query, at=end, window=end - start, step=step), None)
 
     def run(self, request: QueryRequest) -> QueryResult:
-        """One request with retries; raises ``MetricsError`` once it gives up."""
-        if request.is_range:
+        """One request with retries; raises ``MetricsError`` once it gives up.
+
+        A window goes out as one instant query (``window_query``) unless its
+        query cannot carry a subquery; ``query_range`` callers get a range query.
+        """
+        window = window_query(request) if request.is_range else None
+        return self._run(request, window)
+
+    def _run(self, request: QueryRequest, window: WindowQuery | None) -> QueryResult:
+        shift = timedelta(0)
+        if window is not None:
+            path = QUERY_PATH
+            params = {"query": window.query, "time": _timestamp(window.time)}
+            shift = window.shift
+        elif request.is_range:
             path = QUERY_RANGE_PATH
             params = {
                 "query": request.query,
@@ -292,7 +397,7 @@ class PrometheusClient:
         try:
             if not isinstance(data, dict):
                 raise BadAnswer(f"data {str(data)[:80]!r} is not an object")
-            series = _parse_series(result_type, data.get("result"))
+            series = _parse_series(result_type, data.get("result"), shift)
         except BadAnswer as bad:
             raise PrometheusQueryError(
                 request.query,
