@@ -23,6 +23,7 @@ from tgk_deploy.errors import ConfigError
 
 _known: set[str] = set()
 _windows: set[bytes] = set()
+_verdicts: dict[tuple[str, int], bool] = {}  # (run, windows known) -> whether it hides a value
 _lock = threading.Lock()
 MASK = "[redacted]"
 
@@ -88,7 +89,13 @@ _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{8,}={0,2}")
 
 
 def _hides_a_value(run: str, windows: set[bytes]) -> bool:
-    """Whether any alignment of this base64-looking run decodes to a slice of a value."""
+    """Whether any alignment of this base64-looking run decodes to a slice of a value.
+
+    Each slice of the decoded bytes is looked up in the window set (one hash
+    lookup per slice and width), not each window searched for in the bytes: the
+    journal redacts every verdict, and queries are full of base64-looking words.
+    """
+    widths = {len(window) for window in windows}
     for start in range(4):
         body = run[start:].rstrip("=")
         body = body[: len(body) - len(body) % 4]
@@ -97,9 +104,21 @@ def _hides_a_value(run: str, windows: set[bytes]) -> bool:
                 decoded = decode(body)
             except (binascii.Error, ValueError):
                 continue
-            if any(window in decoded for window in windows):
-                return True
+            for width in widths:
+                if any(decoded[i : i + width] in windows for i in range(len(decoded) - width + 1)):
+                    return True
     return False
+
+
+def _run_hides_a_value(run: str, windows: set[bytes]) -> bool:
+    """``_hides_a_value``, remembered per run and set of windows (which only ever grows)."""
+    key = (run, len(windows))
+    verdict = _verdicts.get(key)
+    if verdict is None:
+        verdict = _verdicts[key] = _hides_a_value(run, windows)
+        if len(_verdicts) > 50_000:  # bounded: a long-lived receiver sees many texts
+            _verdicts.clear()
+    return verdict
 
 
 def redact(text: str) -> str:
@@ -111,7 +130,7 @@ def redact(text: str) -> str:
             text = text.replace(value, MASK)
     if windows:
         text = _BASE64_RUN.sub(
-            lambda run: MASK if _hides_a_value(run.group(0), windows) else run.group(0), text
+            lambda run: MASK if _run_hides_a_value(run.group(0), windows) else run.group(0), text
         )
     return text
 

@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -175,6 +176,8 @@ class CloudflareAPI:
             http_client=self._http,
         )
         self.last_policy: RetryPolicy | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         _redact_library_logs()
 
     @classmethod
@@ -205,6 +208,8 @@ class CloudflareAPI:
         return _ref(ref, self.refs)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
         self.client.close()
 
     def __enter__(self) -> CloudflareAPI:
@@ -328,12 +333,24 @@ class CloudflareAPI:
             return []
         if len(calls) == 1:
             return [calls[0]()]
-        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-            futures = [pool.submit(call) for call in calls]
+        futures = [self._threads().submit(call) for call in calls]
+        for future in futures:
+            future.exception()  # wait for every call, failed or not
         for future in futures:
             if future.exception() is not None:
                 raise future.exception()  # type: ignore[misc]
         return [future.result() for future in futures]
+
+    def _threads(self) -> ThreadPoolExecutor:
+        """One pool for the client's life: a rehearsal makes a thousand rounds of reads.
+
+        Wide enough that calls made from inside a call (an observe within a
+        rollback's wave) never wait for a free thread.
+        """
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cloudflare")
+            return self._pool
 
     def _script(self, script: str) -> str:
         return f"/accounts/{self.account_id}/workers/scripts/{script}"

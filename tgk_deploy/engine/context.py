@@ -8,6 +8,7 @@ never prints.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -62,6 +63,9 @@ class Context:
     early: dict[tuple[tuple[str, ...], bool], Future[ObservedState]] = field(
         default_factory=dict, repr=False
     )
+    hashes: dict[str, tuple[tuple[tuple[str, int, int], ...], str]] = field(
+        default_factory=dict, repr=False
+    )  # environment -> (the files' stat signature, the bundle's hash)
 
     @property
     def bundle_dir(self) -> Path:
@@ -155,9 +159,41 @@ class Context:
         return plan(self.spec, observed, phase, self.bundle_hash(environment))
 
     def bundle_hash(self, environment: str) -> str:
+        """The hash of the bundle for ``environment``, re-read only when a file of it changed.
+
+        ``advance --wait`` and rehearsals plan hundreds of times; an upload still
+        re-reads the bundle and compares, so a stale hash can never be uploaded.
+        """
         from tgk_deploy.bundle import read_bundle
 
-        return read_bundle(self.bundle_dir, environment).content_hash
+        cached = self.hashes.get(environment)
+        if cached is not None and cached[0] == _signature(self.bundle_dir):
+            return cached[1]
+        signature = _signature(self.bundle_dir)
+        content_hash = read_bundle(self.bundle_dir, environment).content_hash
+        self.hashes[environment] = (signature, content_hash)
+        return content_hash
+
+
+def _signature(bundle_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, mtime and size of wrangler.toml and of every file and folder beside it but
+    node_modules: what a bundle can be read from, one stat each."""
+    found: list[tuple[str, int, int]] = []
+    stack = [bundle_dir]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name in ("node_modules", ".git") or entry.name.startswith(".wrangler"):
+                continue
+            info = entry.stat(follow_symlinks=True)
+            found.append((entry.path, info.st_mtime_ns, info.st_size))
+            if entry.is_dir():
+                stack.append(Path(entry.path))
+    return tuple(sorted(found))
 
 
 def load_project_spec(project_file: Path | None) -> tuple[Spec, Path]:
