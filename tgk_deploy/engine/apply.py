@@ -492,34 +492,17 @@ class Applier:
                 action.environment, wanted, message, force=True, verify=action.verify
             )
         if isinstance(action, PutSecret | DeleteSecret):
+            # As `wrangler versions secret put` does: new versions derived from the live
+            # ones, deployed in the same split. Never the script-level secret PUT/DELETE:
+            # Cloudflare makes those from the *latest* version and refuses them (10215)
+            # whenever that is not the deployed one, which is the case mid-split and
+            # after every phase's first split (its rollback's standby switch-off).
             if isinstance(action, PutSecret):  # read before any change: a missing value stops here
                 secret = read_secret(action.name, action.source, self.ctx.project_dir)
-            live = self._check_unchanged(action.environment)
-            split = live is not None and len(live.versions) > 1
-            if isinstance(action, PutSecret):
-                if split:
-                    return self._replace_live_versions(action.environment, add_secrets=[secret])
-                api.put_secret(action.script, secret)
-            else:
-                if split:
-                    return self._replace_live_versions(
-                        action.environment, remove_secrets=[action.name]
-                    )
-                api.delete_secret(action.script, action.name)
-            # a script-level secret change deploys a copy of the latest version at 100 %,
-            # unmarked (Cloudflare makes it): ours is the newest, unless a rollback came after
-            history = api.deployments(action.script)
-            newer = self._newer(action.environment, history)
-            if self.guard:
-                for deployment in newer:
-                    if is_rollback(deployment):
-                        raise self._stand_aside(action.environment, deployment, None)
-            new_live = history[0] if history else None
-            with self._lock:
-                self.expected_live[action.environment] = new_live.id if new_live else None
-                if new_live is not None and action.environment in self.live_split:
-                    self.live_split[action.environment] = new_live.shares
-            return {"secret": action.name, "deployment": new_live.id if new_live else None}
+                self._check_unchanged(action.environment)
+                return self._replace_live_versions(action.environment, add_secrets=[secret])
+            self._check_unchanged(action.environment)
+            return self._replace_live_versions(action.environment, remove_secrets=[action.name])
         if isinstance(action, SetVars):
             if self.guard:
                 self._check_unchanged(action.environment)

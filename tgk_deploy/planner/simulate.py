@@ -138,12 +138,20 @@ def apply_action(state: ObservedState, action: PlannedAction, at: datetime) -> O
     elif isinstance(action, PinVersion):
         _deploy(env, {action.version_id: 100.0}, at, action.message)
     elif isinstance(action, PutSecret | DeleteSecret):
+        # a version derived from each live one, deployed in the same split (apply.py)
+        assert live is not None
         names = set(env.secret_names)
         names = names | {action.name} if isinstance(action, PutSecret) else names - {action.name}
         env.secret_names = sorted(names)
-        base = _latest(env)
-        copy = _new_version(env, at, vars=base.vars, secret_names=env.secret_names)
-        _deploy(env, {copy.id: 100.0}, at, None)
+        shares: dict[str, float] = {}
+        for share in live.versions:
+            base = env.versions[share.version_id]
+            changed = set(base.secret_names) | {action.name}
+            if isinstance(action, DeleteSecret):
+                changed -= {action.name}
+            copy = _new_version(env, at, vars=base.vars, secret_names=sorted(changed))
+            shares[copy.id] = share.percentage
+        _deploy(env, shares, at, None)
     elif isinstance(action, SetVars):
         assert live is not None
         if action.base_version_id is not None:
