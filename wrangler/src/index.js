@@ -2,7 +2,8 @@
  * tgk-email-orchestrator: email in, Telegram out, legacy router as the safety net.
  *
  *   email()  routes each message (delivery.js) and records tgk_email_* metrics
- *   fetch()  GET /health (version id and flags), POST /telegram/webhook (replies)
+ *   fetch()  GET /health (version id and flags), POST /telegram/webhook (replies),
+ *            POST /selftest (every route's decision, nothing delivered; selftest.js)
  *
  * Metrics are pushed in ctx.waitUntil, after the delivery decision is made.
  */
@@ -11,6 +12,7 @@ import { describeFlags, readConfig } from "./config.js";
 import { deliver } from "./delivery.js";
 import { push, registry, versionOf } from "./metrics.js";
 import { handleTelegramUpdate } from "./replies.js";
+import { handleSelfTest } from "./selftest.js";
 
 async function handleEmail(message, env, ctx) {
   const started = Date.now();
@@ -40,6 +42,7 @@ async function handleRequest(request, env, ctx) {
   const config = readConfig(env);
   const { pathname } = new URL(request.url);
   if (request.method === "GET" && pathname === "/health") return health(env, config);
+  if (request.method === "POST" && pathname === "/selftest") return handleSelfTest(request, env, config);
   if (request.method === "POST" && pathname === "/telegram/webhook") {
     const response = await handleTelegramUpdate(request, env, config, registry);
     ctx.waitUntil(push(env, config.environment));
