@@ -32,6 +32,10 @@ says why:
    value the same document allows in a version upload) is added.
 5. ``d1_api-response-common`` types ``result`` as an object, while the D1
    delete response built on it says ``result`` is ``null``: null is allowed.
+6. ``workers_deployments-strategy-percentage`` gives a version's ``percentage``
+   a minimum of 0.01, while Cloudflare documents a version deployed at 0 % for
+   smoke tests through version overrides ("Version overrides", Workers docs) and
+   wrangler's ``versions deploy`` sends 0: the minimum is 0.
 """
 
 from __future__ import annotations
@@ -126,6 +130,8 @@ def _document() -> dict[str, Any]:
         "object",
         "null",
     ]
+    strategy = components["schemas"]["workers_deployments-strategy-percentage"]
+    strategy["properties"]["versions"]["items"]["properties"]["percentage"]["minimum"] = 0
     return {"paths": _json_schema(document["paths"]), "components": components}
 
 

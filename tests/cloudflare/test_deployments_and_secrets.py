@@ -54,7 +54,7 @@ def test_live_deployment_of_an_unknown_script_is_a_404(cloudflare):
     [
         {"a": 50, "b": 30, "c": 20},  # three versions
         {"a": 50, "b": 30},  # sum 80
-        {"a": 100, "b": 0},  # a zero share
+        {"a": 110, "b": -10},  # a negative share (0 % is allowed: a smoke check's candidate)
         {},
     ],
 )

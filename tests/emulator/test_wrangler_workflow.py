@@ -176,7 +176,7 @@ def agree(served: Served, project: Path) -> dict:
 
 def test_wrangler_drives_the_emulator_and_status_agrees(served: Served, project: Path):
     demo = status(served)
-    assert demo["secret_names"] == ["TELEGRAM_BOT_TOKEN"]
+    assert demo["secret_names"] == ["SMOKE_TOKEN", "TELEGRAM_BOT_TOKEN"]  # seeded before phase 1
 
     # versions upload: a new version, no traffic
     uploaded = wrangler(served, project, "versions", "upload", "--message", "uploaded")
@@ -188,7 +188,7 @@ def test_wrangler_drives_the_emulator_and_status_agrees(served: Served, project:
     deploy_id = re.search(r"Current Version ID: (\S+)", deployed).group(1)
     after_deploy = agree(served, project)
     assert [v["version_id"] for v in after_deploy["split"]] == [deploy_id]
-    assert after_deploy["secret_names"] == ["TELEGRAM_BOT_TOKEN"]
+    assert after_deploy["secret_names"] == ["SMOKE_TOKEN", "TELEGRAM_BOT_TOKEN"]
 
     # secret put, bulk, delete: each a new version of the latest, deployed at 100 %
     wrangler(served, project, "secret", "put", "OPENAI_API_KEY", stdin="sk-wrangler\n")
@@ -197,7 +197,7 @@ def test_wrangler_drives_the_emulator_and_status_agrees(served: Served, project:
     wrangler(served, project, "secret", "bulk", str(bulk))
     wrangler(served, project, "secret", "delete", "REPLY_SEND_TOKEN")
     secrets_changed = agree(served, project)
-    expected = ["OPENAI_API_KEY", "REPLY_SIGNING_SECRET", "TELEGRAM_BOT_TOKEN"]
+    expected = ["OPENAI_API_KEY", "REPLY_SIGNING_SECRET", "SMOKE_TOKEN", "TELEGRAM_BOT_TOKEN"]
     assert secrets_changed["secret_names"] == expected
     assert wrangler_latest_secrets(served, project) == expected
     with_secrets = secrets_changed["split"][0]["version_id"]

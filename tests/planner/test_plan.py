@@ -13,6 +13,7 @@ from tgk_deploy.planner.actions import (
     SetEmailRule,
     SetTraffic,
     SetVars,
+    SmokeCheck,
     Stamp,
     UploadVersion,
 )
@@ -98,8 +99,10 @@ def test_the_bridge_backs_up_d1_takes_all_mail_in_legacy_mode_then_routes_mail_t
 def test_canary_ten_splits_the_orchestrator_ten_against_the_bridge_ninety(spec, fresh):
     (_, bridge, _) = walked(spec, fresh)[index_of(spec, 1, "bridge")]
     (_, canary, after) = walked(spec, fresh)[index_of(spec, 1, "canary-10")]
-    upload, traffic, _ = canary.actions
+    upload, staged, smoke, traffic, _ = canary.actions
     assert isinstance(upload, UploadVersion) and upload.vars == {"LEGACY_BRIDGE": "false"}
+    assert isinstance(staged, SetTraffic) and staged.percentage == 0
+    assert isinstance(smoke, SmokeCheck) and smoke.candidate_tag == upload.tag
     production = after.environments["production"]
     bridge_version = production.version_with_tag(bridge.actions[1].tag)
     assert isinstance(traffic, SetTraffic) and traffic.percentage == 10
@@ -110,7 +113,14 @@ def test_canary_ten_splits_the_orchestrator_ten_against_the_bridge_ninety(spec, 
 
 def test_phase_two_puts_the_key_before_the_version_that_uses_it(spec, fresh):
     canary = next(p for _, p, _ in walked(spec, fresh) if (p.phase, p.step) == (2, "canary-25"))
-    assert kinds(canary) == ["put_secret", "upload_version", "set_traffic", "stamp"]
+    assert kinds(canary) == [
+        "put_secret",
+        "upload_version",
+        "set_traffic",
+        "smoke",
+        "set_traffic",
+        "stamp",
+    ]
     put = canary.actions[0]
     assert isinstance(put, PutSecret) and put.source == "env:OPENAI_API_KEY"
     assert canary.actions[1].vars == {"AI_ANALYSIS": "true"}
@@ -377,3 +387,34 @@ def test_marks_round_trip_through_the_annotation():
     assert len(longest.render()) <= 50 and RolloutMark.parse(longest.render()).step == "s" * 28
     assert RolloutMark.parse("Secret Change") is None
     assert RolloutMark.parse("tgk p=x s=y") is None
+
+
+def test_every_production_step_that_gives_a_new_version_traffic_smoke_tests_it_at_zero_first(
+    spec, fresh
+):
+    for _, step_plan, _ in walked(spec, fresh):
+        uploads = [a for a in step_plan.actions if isinstance(a, UploadVersion)]
+        if step_plan.environment != "production" or not uploads:
+            continue
+        if "p1b-" in uploads[0].tag:
+            continue  # the bridge: the existing system's path, the stable version itself
+        actions = step_plan.actions
+        at = next(i for i, a in enumerate(actions) if isinstance(a, SmokeCheck))
+        assert isinstance(actions[at - 1], SetTraffic) and actions[at - 1].percentage == 0
+        assert isinstance(actions[at + 1], SetTraffic) and actions[at + 1].percentage > 0, (
+            step_plan.step
+        )
+        assert all(not (isinstance(a, SetTraffic) and a.percentage > 0) for a in actions[:at]), (
+            f"{step_plan.phase}/{step_plan.step} moves traffic before its smoke check"
+        )
+
+
+def test_a_candidate_already_staged_is_smoke_tested_without_staging_it_again(spec, fresh):
+    before, canary, _ = walked(spec, fresh)[index_of(spec, 1, "canary-10")]
+    staged = before
+    for action in canary.actions[:2]:  # upload, then 0 %
+        staged = apply_action(staged, action, staged.observed_at)
+    again = plan(spec, staged, 1, BUNDLE)
+    assert kinds(again) == ["smoke", "set_traffic", "stamp"]
+    candidate = again.actions[0].candidate_version_id
+    assert staged.environments["production"].live.shares[candidate] == 0.0

@@ -18,7 +18,7 @@ import pytest
 from tests.fixtures.spec import REPO
 from tgk_deploy.planner.simulate import fresh_state, walk_rollout
 from tgk_deploy.spec.load import load_spec
-from tgk_deploy.spec.models import Phase, Spec
+from tgk_deploy.spec.models import DeployAction, Phase, Spec
 
 SPEC: Spec = load_spec(REPO / "tgk-deploy.yaml")
 
@@ -71,13 +71,17 @@ RISK = {1: "low", 2: "medium", 3: "high", 4: "medium", 5: "low"}
 #   ("checklist", words): an item of a step's approval checklist that starts with these words
 CRITERIA = [
     (1, "99.9% email delivery rate maintained", ("check", "delivery-rate", ">=", 0.999)),
-    (1, "No routing errors in logs", ("checklist", "No routing errors in logs")),
+    (1, "No routing errors in logs", ("check", "no-routing-errors", "==", 0)),
     (1, "Basic functionality works for all teams", ("checklist", "Basic functionality works")),
     (1, "Monitoring dashboards show expected metrics", ("checklist", "Monitoring dashboards show")),
     (2, "AI processing adds < 3 seconds to email delivery", ("check", "ai-added-latency", "<", 3)),
     (2, "Sentiment analysis accuracy > 85%", ("check", "ai-confidence", ">", 0.85)),
     (2, "No PII leakage incidents", ("checklist", "No PII leakage incidents")),
-    (2, "AI failures don't break email delivery", ("checklist", "AI failures don't break")),
+    (
+        2,
+        "AI failures don't break email delivery",
+        ("check", "ai-failures-keep-delivery", None, None),
+    ),
     (3, "On-call routing accuracy > 95%", ("check", "oncall-routing-accuracy", ">", 0.95)),
     (3, "Interactive buttons work for all users", ("checklist", "Interactive buttons work")),
     (3, "External API failures handled gracefully", ("checklist", "External API failures handled")),
@@ -214,10 +218,18 @@ def test_every_rfc_rollback_trigger_has_its_counterpart(number, rfc, counterpart
         documented = any("tgk-deploy halt" in s.description for s in phase.steps)
         assert documented or _explained(phase, rfc), f"phase {number}: nothing stands for {rfc!r}"
     else:  # smoke: every production step that gives a new version traffic smoke-tests it first
-        kinds = [next(iter(type(a).model_fields)) for s in phase.steps for a in s.actions]
-        assert "smoke" in kinds or _explained(phase, rfc), (
-            f"phase {number}: no smoke check and no rationale for {rfc!r}"
-        )
+        for later in SPEC.phases[number - 1 :]:  # the trigger stands for every phase after too
+            for step in later.steps:
+                kinds = [next(iter(type(a).model_fields)) for a in step.actions]
+                gives_traffic = any(
+                    isinstance(a, DeployAction) and not a.deploy.baseline for a in step.actions
+                )
+                if step.environment != "production" or not gives_traffic:
+                    continue
+                assert "smoke" in kinds and kinds.index("smoke") < kinds.index("deploy"), (
+                    f"phase {later.phase} step {step.id} gives a new version traffic without "
+                    f"a smoke check first ({rfc!r})"
+                )
 
 
 def test_the_buttons_have_their_own_rollback_and_go_off_with_dynamic_routing():

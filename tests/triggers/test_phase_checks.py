@@ -39,7 +39,9 @@ AI_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 2.5, 3, 3.5, 5, 10, 30)
 ROUTING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10)
 
 
-def delivery(case: Case, delivered_ratio: float, per_hour: float) -> None:
+def delivery(
+    case: Case, delivered_ratio: float, per_hour: float, worker: dict[str, str] = WORKER
+) -> None:
     """Routed mail delivered at ``delivered_ratio``; the rest falls back or fails.
 
     Rejected and unrouted mail (by design) come on top and must not count either way.
@@ -52,7 +54,7 @@ def delivery(case: Case, delivered_ratio: float, per_hour: float) -> None:
         ("rejected", 0.1),
         ("unrouted", 0.1),
     ):
-        case.counter("tgk_email_delivery_total", rate * share, {"status": status, **WORKER})
+        case.counter("tgk_email_delivery_total", rate * share, {"status": status, **worker})
 
 
 def failing(case: Case, share: float, per_hour: float) -> None:
@@ -96,6 +98,28 @@ def ai_failing(reason: str) -> Signal_:
         case.counter("tgk_email_ai_failures_total", 0.0, {"reason": other, **WORKER})
 
     return emit
+
+
+# Checks over days (`offset 4d`, `[4d:1h]`) reach the slots of earlier cases: their
+# series get an isolate of their own, so no other case's series is subtracted from them.
+DAYS_ROUTING = {**WORKER, "isolate": "d4a70001"}
+DAYS_AI = {**WORKER, "isolate": "d4a70002"}
+
+
+def routing_errors_over_days(case: Case, count: float, per_hour: float) -> None:
+    """``count`` routing errors in the last two hours of healthy mail."""
+    delivery(case, 0.9995, per_hour, DAYS_ROUTING)
+    case.events(
+        "tgk_email_route_failures_total", int(count), within=timedelta(hours=2), labels=DAYS_ROUTING
+    )
+
+
+def delivery_while_ai_fails(case: Case, delivered_ratio: float, per_hour: float) -> None:
+    """5 % of AI calls time out every hour while routed mail is delivered at ``delivered_ratio``."""
+    delivery(case, delivered_ratio, per_hour, DAYS_AI)
+    rate = per_hour / HOUR
+    case.counter("tgk_email_ai_requests_total", rate, DAYS_AI)
+    case.counter("tgk_email_ai_failures_total", rate * 0.05, {"reason": "timeout", **DAYS_AI})
 
 
 def oncall(case: Case, responder_share: float, per_hour: float) -> None:
@@ -150,6 +174,8 @@ SIGNALS: dict[tuple[int, str], Signal] = {
     (1, "delivery-rate-low"): Signal(failing, 0.004, 0.006, per_hour=36000),
     # night traffic, 60 mails an hour: all delivered, then none
     (1, "delivery-stopped"): Signal(delivery, 1.0, 0.0, per_hour=60),
+    (1, "no-routing-errors"): Signal(routing_errors_over_days, 0, 1, per_hour=3600),
+    (2, "ai-failures-keep-delivery"): Signal(delivery_while_ai_fails, 0.998, 0.994),
     (1, "routing-errors"): Signal(
         counted("tgk_email_route_failures_total", within=timedelta(minutes=30)), 5, 6
     ),

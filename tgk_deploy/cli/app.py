@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "advance",
     "rollback",
     "halt",
+    "smoke",
     "adopt",
     "serve",
     "gate",

@@ -13,6 +13,8 @@ import typer
 
 from tgk_deploy.cli.options import bounded
 
+DEMO_SMOKE_TOKEN = "emulator-smoke-token"  # not a secret: the demo's own, printed to export
+
 emulator_app = typer.Typer(
     name="emulator",
     help="A local Cloudflare API emulator (tests, rehearse, demos).",
@@ -44,20 +46,30 @@ def serve(
         int, bounded("int", 0, 2**31, "--seed", help="Seed of ids and injected faults.")
     ] = 0,
 ) -> None:
-    """Serve the emulator until Ctrl-C; control plane under /__emulator/."""
+    """Serve the emulator until Ctrl-C; control plane under /__emulator/, Workers under /__workers/."""
     from tgk_deploy.emulator import start
 
     emulator = start(host=host, port=port, seed=seed, latency_ms=latency_ms)
-    typer.echo(f"export CLOUDFLARE_API_BASE_URL={emulator.url}")
-    if seed_demo:
-        ids = emulator.state.seed_demo()
-        typer.echo(f"export CLOUDFLARE_ACCOUNT_ID={ids['account_id']}")
-        typer.echo(f"export CLOUDFLARE_ZONE_ID={ids['zone_id']}")
-        typer.echo(f"export TGK_D1_DATABASE_ID={ids['d1_database_id']}")
-        typer.echo(f"# zone name: {ids['zone_name']} (wrangler email routing rules list)", err=True)
-    typer.echo("export CLOUDFLARE_API_TOKEN=emulator  # any non-empty token is accepted")
-    typer.echo(f"# control plane: {emulator.origin}/__emulator/  (Ctrl-C stops)", err=True)
-    try:
+    try:  # a Ctrl-C while the exports print stops the server too
+        typer.echo(f"export CLOUDFLARE_API_BASE_URL={emulator.url}")
+        if seed_demo:
+            ids = emulator.state.seed_demo(smoke_token=DEMO_SMOKE_TOKEN)
+            typer.echo(f"export CLOUDFLARE_ACCOUNT_ID={ids['account_id']}")
+            typer.echo(f"export CLOUDFLARE_ZONE_ID={ids['zone_id']}")
+            typer.echo(f"export TGK_D1_DATABASE_ID={ids['d1_database_id']}")
+            typer.echo(
+                f"# zone name: {ids['zone_name']} (wrangler email routing rules list)", err=True
+            )
+        typer.echo("export CLOUDFLARE_API_TOKEN=emulator  # any non-empty token is accepted")
+        if seed_demo:
+            # the demo scripts' SMOKE_TOKEN, a made-up value: `tgk-deploy smoke` reaches them here
+            typer.echo(f"export TGK_SMOKE_TOKEN={DEMO_SMOKE_TOKEN}")
+            for environment, script in (
+                ("PRODUCTION", "tgk-email-orchestrator"),
+                ("STAGING", "tgk-email-orchestrator-staging"),
+            ):
+                typer.echo(f"export TGK_WORKER_URL_{environment}={emulator.worker_url(script)}")
+        typer.echo(f"# control plane: {emulator.origin}/__emulator/  (Ctrl-C stops)", err=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

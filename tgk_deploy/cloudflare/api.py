@@ -566,8 +566,10 @@ class CloudflareAPI:
 
         if not 1 <= len(shares) <= 2:
             raise InputError(f"a deployment holds one or two versions, not {len(shares)}")
-        if abs(sum(shares.values()) - 100) > 1e-9 or any(p <= 0 for p in shares.values()):
-            raise InputError(f"deployment percentages must be positive and sum to 100: {shares}")
+        # 0 % is allowed: a version in the deployment without traffic, which a version
+        # override (the smoke check) can reach; wrangler `versions deploy` sends it too
+        if abs(sum(shares.values()) - 100) > 1e-9 or any(p < 0 for p in shares.values()):
+            raise InputError(f"deployment percentages must be 0 or more and sum to 100: {shares}")
         body: dict[str, Any] = {
             "strategy": "percentage",
             "versions": [{"version_id": v, "percentage": p} for v, p in shares.items()],

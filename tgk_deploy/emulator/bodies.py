@@ -247,7 +247,10 @@ class SubdomainBody(_Closed):
 
 class DeploymentVersion(_Closed):
     version_id: str = Field(min_length=1, max_length=36)
-    percentage: float = Field(ge=0.01, le=100)
+    # The 2024 OpenAPI subset says minimum 0.01, but Cloudflare documents a version
+    # deployed at 0 % for smoke tests through version overrides, and wrangler's
+    # `versions deploy` sends 0: the emulator takes 0.
+    percentage: float = Field(ge=0, le=100)
 
 
 class DeploymentAnnotations(_Closed):

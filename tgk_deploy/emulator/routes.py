@@ -18,6 +18,11 @@ plane for tests and ``rehearse`` lives under ``/__emulator/`` (moto's
     POST   /__emulator/clock                       {advance_seconds} (simulated clock only)
     GET    /__emulator/state                       a summary, for people debugging
     GET    /__emulator/d1-exports/{token}          the SQL dump a D1 export's signed_url names
+    GET    /__emulator/worker-requests             requests to the Workers themselves (below)
+    POST   /__emulator/faults/fail-smoke           {version_id, scope}: that self-test fails
+
+The Workers' own HTTP side (``worker_http.py``) answers under ``/__workers/{script}/``;
+its requests are not API calls and go to their own log.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from tgk_deploy.emulator.wire import (
     parse_multipart,
     parse_request,
 )
+from tgk_deploy.emulator.worker_http import WORKERS_PREFIX, WorkerFront
 
 __all__ = [
     "Api",
@@ -78,11 +84,14 @@ class Api:
         self.state = state
         self.faults = faults
         self.log = log
+        self.front = WorkerFront(state)
 
     def handle(self, request: Request) -> Response:
         try:
             if request.path.startswith(CONTROL_PREFIX):
                 return self._control(request)
+            if request.path.startswith(WORKERS_PREFIX + "/"):
+                return self.front.handle(request)
             if not request.path.startswith(API_PREFIX + "/"):
                 raise ApiError(404, Code.NO_ROUTE, "No route for the URI")
             path = request.path[len(API_PREFIX) :]
@@ -114,6 +123,7 @@ class Api:
         if method == "POST" and path == "/reset":
             state.reset()
             faults.clear()
+            self.front.reset()
             if self.log is not None:
                 self.log.clear()
             return envelope({"reset": True})
@@ -123,6 +133,11 @@ class Api:
             if self.log is not None:
                 self.log.clear()
             return envelope({"cleared": True})
+        if method == "GET" and path == "/worker-requests":
+            return envelope(self.front.requests())
+        if method == "POST" and path == "/faults/fail-smoke":
+            self.front.fail_smoke(data.get("version_id"), str(data.get("scope", "*")))
+            return envelope({"fail_smoke": True})
         if method == "GET" and path == "/faults":
             return envelope(faults.snapshot())
         if method == "DELETE" and path == "/faults":

@@ -26,6 +26,7 @@ from typing import Any
 from tgk_deploy.emulator.faults import API_PREFIX, Fault, Faults, Hold
 from tgk_deploy.emulator.routes import Api, Response, error_envelope, parse_request
 from tgk_deploy.emulator.state import Clock, EmulatorState, wall_clock
+from tgk_deploy.emulator.worker_http import WORKERS_PREFIX, WorkerFront
 
 
 @dataclass(frozen=True)
@@ -216,11 +217,21 @@ class Emulator:
             and (path_suffix is None or r.path.split("?", 1)[0].endswith(path_suffix))
         )
 
+    @property
+    def front(self) -> WorkerFront:
+        """The Workers' own HTTP side: ``worker_url(script)``, self-test faults, its request log."""
+        return self.api.front
+
+    def worker_url(self, script: str) -> str:
+        """Where an emulated script answers HTTP, as a custom domain would."""
+        return f"{self.origin}{WORKERS_PREFIX}/{script}"
+
     def reset(self) -> None:
-        """Fresh state, no faults, empty log: what each test starts from."""
+        """Fresh state, no faults, empty logs: what each test starts from."""
         self.state.reset()
         self.faults.clear()
         self.log.clear()
+        self.api.front.reset()
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -182,9 +182,17 @@ class EmulatorState:
         return self.accounts.seed_zone(name, **kwargs)
 
     def seed_demo(
-        self, *, account_id: str = DEFAULT_ACCOUNT_ID, zone_id: str = DEFAULT_ZONE_ID
+        self,
+        *,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        zone_id: str = DEFAULT_ZONE_ID,
+        smoke_token: str | None = None,
     ) -> JsonDict:
-        """The world of tgk-deploy.yaml before phase 1: both scripts, legacy routing on."""
+        """The world of tgk-deploy.yaml before phase 1: both scripts, legacy routing on.
+
+        ``smoke_token``: the SMOKE_TOKEN secret both scripts were given before the
+        rollout (``wrangler secret put SMOKE_TOKEN``), for the smoke check.
+        """
         with self.shared.lock:
             ids: JsonDict = {"account_id": account_id, "zone_id": zone_id}
             if zone_id not in self.accounts.zones:
@@ -196,7 +204,8 @@ class EmulatorState:
                     script,
                     account_id=account_id,
                     vars={"AI_ANALYSIS": "false", "DYNAMIC_ROUTING": "false"},
-                    secrets={"TELEGRAM_BOT_TOKEN": "emulated-telegram-token"},
+                    secrets={"TELEGRAM_BOT_TOKEN": "emulated-telegram-token"}
+                    | ({"SMOKE_TOKEN": smoke_token} if smoke_token else {}),
                     message="initial upload",
                 )
                 ids[script] = version.id

@@ -313,14 +313,18 @@ def check_inputs(ctx: Context, step_plan: Plan) -> None:
     Found missing half-way (after a D1 export, say) they would leave a step
     part-done for a typo; found here they are bad input (exit 2), nothing changed.
     """
-    from tgk_deploy.planner.actions import ExportD1, PutSecret
+    from tgk_deploy.planner.actions import ExportD1, PutSecret, SmokeCheck
     from tgk_deploy.secret_values import read_secret
+    from tgk_deploy.smoke import smoke_token
 
     for action in step_plan.actions:
         if isinstance(action, PutSecret):
             read_secret(action.name, action.source, ctx.project_dir)
         elif isinstance(action, ExportD1):
             ctx.api.resolve(ctx.spec.project.d1[action.database].database_id)
+        elif isinstance(action, SmokeCheck):
+            smoke_token(ctx.spec)
+            ctx.worker_url(action.environment)
 
 
 def _known_runs(ctx: Context) -> Callable[[str], bool]:

@@ -41,6 +41,7 @@ from tgk_deploy.planner.actions import (
     SetEmailRule,
     SetTraffic,
     SetVars,
+    SmokeCheck,
     Stamp,
     UploadVersion,
     tag_phase,
@@ -56,6 +57,7 @@ from tgk_deploy.planner.observed import (
 from tgk_deploy.planner.plan import candidate_of, find_stable
 from tgk_deploy.planner.rollback import standby_switch_off
 from tgk_deploy.secret_values import read_secret
+from tgk_deploy.triggers.evaluate import Outcome
 
 CLAIM_LEASE = timedelta(minutes=10)  # a claim older than this, by Cloudflare's clock, has lapsed
 
@@ -124,6 +126,7 @@ class Applier:
         self.outcomes: list[ActionOutcome] = []
         self.live_split: dict[str, dict[str, float]] = {}  # what our own deployments left
         self._prefetched: dict[tuple[str, str], Future[Any]] = {}
+        self.staged: dict[str, str] = {}  # environment -> candidate this run put in at 0 %
 
     def prefetch(self, actions: Sequence[PlannedAction]) -> None:
         """Start reading the versions later actions derive from, while earlier ones run."""
@@ -363,7 +366,8 @@ class Applier:
             live = history[0] if history else None
             got = live.shares if live else {}
             want = {k: v for k, v in wanted.items() if v > 0}
-            if live is not None and got == want and (live.id == deployment.id or self.guard):
+            landed = {k: v for k, v in got.items() if v > 0} == want and set(wanted) <= set(got)
+            if live is not None and landed and (live.id == deployment.id or self.guard):
                 return {"deployment": deployment.id, "split": got}
             if self.guard:
                 break
@@ -462,6 +466,12 @@ class Applier:
                 )
             stable = find_stable(env, candidate_id)
             wanted = {candidate_id: float(action.percentage)}
+            if action.percentage == 0 and stable is None:
+                raise CloudflareError(
+                    f"put the candidate in the {action.script} deployment at 0 %",
+                    state_left="traffic unchanged",
+                    hint="no stable version to keep 100 %: tgk-deploy status",
+                )
             if action.percentage < 100:
                 if stable is None:
                     raise CloudflareError(
@@ -470,7 +480,10 @@ class Applier:
                         hint="no stable version to keep the rest: tgk-deploy status",
                     )
                 wanted[stable] = float(100 - action.percentage)
-            wanted = {k: v for k, v in wanted.items() if v > 0}
+            if action.percentage > 0:
+                wanted = {k: v for k, v in wanted.items() if v > 0}
+            else:  # staged for the smoke check: in the deployment, without traffic
+                self.staged[action.environment] = candidate_id
             if self.guard:
                 self._check_unchanged(action.environment)  # the last read before the POST
             message = self._progress(action.message)
@@ -543,6 +556,8 @@ class Applier:
             target = self.ctx.backups_dir / f"{action.backup_key}.sql"
             path = api.export_d1(database, target)
             return {"file": str(Path(path)), "bytes": Path(path).stat().st_size}
+        if isinstance(action, SmokeCheck):
+            return self._smoke(action)
         if isinstance(action, Stamp):
             live = self._check_unchanged(action.environment)
             if live is None:
@@ -552,6 +567,36 @@ class Applier:
                 action.environment, live.shares, message, force=self.ctx.allow_force
             )
         raise TypeError(f"no way to apply {action!r}")
+
+    def _smoke(self, action: SmokeCheck) -> dict[str, object]:
+        """The candidate's self-test through a version override; anything but pass stops the step."""
+        version_id = action.candidate_version_id or self.staged.get(action.environment)
+        if version_id is None:
+            found = self._environment(action.environment).version_with_tag(action.candidate_tag)
+            version_id = found.id if found else None
+        if version_id is None:
+            raise CloudflareError(
+                f"find the version tagged {action.candidate_tag}",
+                state_left="traffic unchanged",
+                hint="re-run the same command: the upload will be redone",
+            )
+        report = self.ctx.smoke(action.environment, version_id)
+        summary: dict[str, object] = {
+            "version": version_id,
+            "outcome": report.outcome.value,
+            "why": report.why,
+            "checked": report.checked,
+            "failed": report.failed,
+            "attempts": report.attempts,
+        }
+        if self.ctx.journal is not None:
+            self.ctx.journal.verdict(
+                self.ctx.run_id, "smoke", "smoke", report.outcome.value, report
+            )
+        self.ctx.emit("verdict", f"smoke {report.outcome}: {report.why}", smoke=report)
+        if report.outcome is not Outcome.PASS:
+            raise report.error()
+        return summary
 
     def _standby(
         self,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tgk_deploy.journal.store import Journal
     from tgk_deploy.notify import Notifier
     from tgk_deploy.planner.plan import Plan
+    from tgk_deploy.smoke import SmokeReport
     from tgk_deploy.triggers.samples import MetricsProvider
 
 
@@ -63,6 +64,8 @@ class Context:
     early: dict[tuple[tuple[str, ...], bool], Future[ObservedState]] = field(
         default_factory=dict, repr=False
     )
+    worker_urls: dict[str, str] = field(default_factory=dict)  # environment -> URL (rehearsals)
+    worker_http: Any = None  # an httpx.Client for the Worker's self-test (tests hand one)
     hashes: dict[str, tuple[tuple[tuple[str, int, int], ...], str]] = field(
         default_factory=dict, repr=False
     )  # environment -> (the files' stat signature, the bundle's hash)
@@ -157,6 +160,37 @@ class Context:
         upcoming = next_step(self.spec, find_position(self.spec, observed))
         environment = upcoming[1].environment if upcoming is not None else "production"
         return plan(self.spec, observed, phase, self.bundle_hash(environment))
+
+    def worker_url(self, environment: str) -> str:
+        from tgk_deploy.smoke import worker_url
+
+        return self.worker_urls.get(environment) or worker_url(
+            self.spec, self.bundle_dir, environment
+        )
+
+    def smoke(self, environment: str, version_id: str) -> SmokeReport:
+        """The Worker's self-test on ``version_id``, retried on this context's clock."""
+        import httpx
+
+        from tgk_deploy.smoke import run_smoke, smoke_token
+
+        settings = self.spec.project.smoke
+        token, url = smoke_token(self.spec), self.worker_url(environment)
+        with ExitStack() as stack:
+            http = self.worker_http or stack.enter_context(
+                httpx.Client(timeout=settings.timeout.total_seconds(), follow_redirects=False)
+            )
+            return run_smoke(
+                http,
+                environment=environment,
+                script=self.spec.project.environments[environment].script,
+                url=url,
+                version_id=version_id,
+                token=token,
+                attempts=settings.attempts,
+                interval=settings.retry_interval,
+                sleep=self.clock.sleep,
+            )
 
     def bundle_hash(self, environment: str) -> str:
         """The hash of the bundle for ``environment``, re-read only when a file of it changed.

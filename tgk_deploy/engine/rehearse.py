@@ -23,7 +23,7 @@ from tgk_deploy.engine.clock import SimulatedClock
 from tgk_deploy.engine.context import Context, Event, new_run_id
 from tgk_deploy.errors import TgkError
 from tgk_deploy.planner.plan import RefusalReason
-from tgk_deploy.spec.models import PutSecretAction, Spec
+from tgk_deploy.spec.models import PutSecretAction, Spec, env_ref_name
 
 REHEARSAL_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TRIGGER_INTERVAL = timedelta(hours=4)
@@ -50,7 +50,8 @@ class RehearsalReport(BaseModel):
 
 
 def _secret_env_names(spec: Spec) -> list[str]:
-    names = set()
+    """The variables secrets come from: every put_secret's, and the smoke check's token."""
+    names = {env_ref_name(spec.project.smoke.token)}
     for phase in spec.phases:
         for step in phase.steps:
             for action in step.actions:
@@ -115,10 +116,13 @@ def rehearse(
     with (
         tempfile.TemporaryDirectory(prefix="tgk-rehearsal-") as scratch,
         start_emulator(clock=clock.now) as emulator,
-        rehearsal_secrets(spec),
+        rehearsal_secrets(spec) as values,
         Journal(journal_path or project_dir / ".tgk-deploy" / "rehearsal.sqlite") as journal,
     ):
-        seeded = emulator.state.seed_demo()
+        # the scripts hold the smoke check's token from before the rollout, as in production
+        seeded = emulator.state.seed_demo(
+            smoke_token=values[env_ref_name(spec.project.smoke.token)]
+        )
         api = CloudflareAPI(
             token="rehearsal",
             account_id=DEFAULT_ACCOUNT_ID,
@@ -139,6 +143,10 @@ def rehearse(
             events=events or (lambda event: None),
             operator="rehearsal",
             backups=Path(scratch) / "backups",
+            worker_urls={
+                name: emulator.worker_url(env.script)
+                for name, env in spec.project.environments.items()
+            },
         )
         report.journal = str(journal.path)
         try:

@@ -92,7 +92,11 @@ class UploadVersion(_Action):
 
 
 class SetTraffic(_Action):
-    """Split traffic: ``percentage`` to the phase's candidate, the rest to the stable version."""
+    """Split traffic: ``percentage`` to the phase's candidate, the rest to the stable version.
+
+    At 0 % the candidate is put in the deployment beside the stable version's
+    100 %: it takes no traffic, but a version override (the smoke check) reaches it.
+    """
 
     kind: Literal["set_traffic"] = "set_traffic"
     percentage: int
@@ -103,6 +107,12 @@ class SetTraffic(_Action):
 
     def describe(self) -> str:
         candidate = self.candidate_version_id or f"the new version {self.candidate_tag}"
+        if self.percentage == 0:
+            stable = self.stable_version_id or "the stable version"
+            return (
+                f"put {candidate} in the {self.script} deployment at 0 % (no traffic; "
+                f"reachable by a version override), 100 % staying on {stable}"
+            )
         if self.percentage == 100:
             return f"send 100 % of {self.script} traffic to {candidate}"
         stable = self.stable_version_id or "the stable version"
@@ -209,6 +219,24 @@ class ExportD1(_Action):
         return "nothing: a backup changes nothing"
 
 
+class SmokeCheck(_Action):
+    """The Worker's self-test on the candidate, through a version override; traffic waits on it."""
+
+    kind: Literal["smoke"] = "smoke"
+    candidate_tag: str
+    candidate_version_id: str | None = None  # None: uploaded and staged earlier in this plan
+
+    def describe(self) -> str:
+        candidate = self.candidate_version_id or f"the new version {self.candidate_tag}"
+        return (
+            f"smoke-test {candidate} on {self.script}: its self-test must pass for every route "
+            "before it gets traffic"
+        )
+
+    def undo(self) -> str:
+        return "nothing: the self-test delivers no mail and changes nothing"
+
+
 class Stamp(_Action):
     """Record the step as applied: a deployment of the same split, annotated with the mark."""
 
@@ -231,6 +259,7 @@ PlannedAction = Annotated[
     | SetVars
     | SetEmailRule
     | ExportD1
+    | SmokeCheck
     | Stamp,
     Field(discriminator="kind"),
 ]

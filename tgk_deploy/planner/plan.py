@@ -21,6 +21,7 @@ from tgk_deploy.planner.actions import (
     SetEmailRule,
     SetTraffic,
     SetVars,
+    SmokeCheck,
     Stamp,
     UploadVersion,
     content_tag,
@@ -43,6 +44,7 @@ from tgk_deploy.spec.models import (
     Phase,
     PutSecretAction,
     SetVarsAction,
+    SmokeAction,
     Spec,
     Step,
     TrafficAction,
@@ -412,6 +414,16 @@ def declared_vars(spec: Spec, environment: str, phase: int, step_id: str) -> dic
     return result
 
 
+def _no_smoke_without_stable(script: str) -> Refusal:
+    return Refusal(
+        reason=RefusalReason.NO_STABLE_VERSION,
+        message=(
+            f"{script} has no live version to keep 100 % of traffic while the candidate is "
+            "smoke-tested at 0 %; deploy it without a smoke check first"
+        ),
+    )
+
+
 def _step_actions(
     spec: Spec,
     observed: ObservedState,
@@ -425,6 +437,7 @@ def _step_actions(
     refusals: list[Refusal] = []
     common = {"environment": step.environment, "script": env.script}
     secrets = set(env.secret_names)
+    smoke = False  # a smoke check waits for the next traffic move
     for declared in step.actions:
         if isinstance(declared, DeployAction):
             params = declared.deploy
@@ -452,6 +465,29 @@ def _step_actions(
                 and (live.share_of(existing.id) == params.percentage)
             )
             if not at_share:
+                if smoke:
+                    staged = (
+                        existing is not None and live is not None and existing.id in live.shares
+                    )
+                    if not staged:
+                        actions.append(
+                            SetTraffic(
+                                **common,
+                                percentage=0,
+                                candidate_tag=tag,
+                                candidate_version_id=existing.id if existing else None,
+                                stable_version_id=stable,
+                            )
+                        )
+                    actions.append(
+                        SmokeCheck(
+                            **common,
+                            candidate_tag=tag,
+                            candidate_version_id=existing.id if existing else None,
+                        )
+                    )
+                    if stable is None and not staged:
+                        refusals.append(_no_smoke_without_stable(env.script))
                 actions.append(
                     SetTraffic(
                         **common,
@@ -461,6 +497,7 @@ def _step_actions(
                         stable_version_id=stable,
                     )
                 )
+            smoke = False
         elif isinstance(declared, TrafficAction):
             candidate = candidate_of(env, phase.phase)
             if candidate is None:
@@ -477,6 +514,14 @@ def _step_actions(
                 continue
             live = env.live
             if live is None or live.share_of(candidate.id) != declared.traffic.percentage:
+                if smoke:  # a live candidate is in the deployment: an override reaches it
+                    actions.append(
+                        SmokeCheck(
+                            **common,
+                            candidate_tag=candidate.tag or "",
+                            candidate_version_id=candidate.id,
+                        )
+                    )
                 actions.append(
                     SetTraffic(
                         **common,
@@ -486,6 +531,9 @@ def _step_actions(
                         stable_version_id=find_stable(env, candidate.id),
                     )
                 )
+            smoke = False
+        elif isinstance(declared, SmokeAction):
+            smoke = True  # for the deploy or traffic that follows (validated in the spec)
         elif isinstance(declared, PutSecretAction):
             params = declared.put_secret
             if params.name not in secrets:

@@ -95,7 +95,8 @@ def _deploy(
     deployment = Deployment(
         id=f"{env.script}-d{len(env.deployments) + 1}",
         created_on=at,
-        versions=[VersionShare(version_id=v, percentage=p) for v, p in shares.items() if p > 0],
+        # a 0 % share stays: the smoke check's candidate, in the deployment without traffic
+        versions=[VersionShare(version_id=v, percentage=p) for v, p in shares.items()],
         message=message,
         source="tgk-deploy" if message else "api",
     )
@@ -132,7 +133,7 @@ def apply_action(state: ObservedState, action: PlannedAction, at: datetime) -> O
         assert candidate is not None, f"no version tagged {action.candidate_tag}"
         stable = find_stable(env, candidate.id)
         shares = {candidate.id: float(action.percentage)}
-        if action.percentage < 100 and stable is not None:
+        if action.percentage < 100 and stable is not None and stable != candidate.id:
             shares[stable] = float(100 - action.percentage)
         _deploy(env, shares, at, action.message)
     elif isinstance(action, PinVersion):

@@ -34,6 +34,7 @@ from tgk_deploy.spec.models import (
     Response,
     ResponseKind,
     SetVarsAction,
+    SmokeAction,
     Spec,
     Step,
     TrafficAction,
@@ -176,6 +177,13 @@ def describe_action(action: object, phase: Phase, step: Step, project: Project) 
         return (
             f'Wait for a person: "{action.approval.message}". Approve with '
             f"`tgk-deploy approve --phase {phase.phase} --step {step.id}`."
+        )
+    if isinstance(action, SmokeAction):
+        return (
+            "Smoke check: put the new version in the deployment at 0 % (no traffic) and run "
+            "its self-test (`POST /selftest`, through `Cloudflare-Workers-Version-Overrides`); "
+            "any wrong route stops the step before traffic moves (exit 1; exit 3 if the "
+            f"Worker cannot say). By hand: `tgk-deploy smoke --env {step.environment}`."
         )
     return f"{type(action).__name__}."
 
@@ -408,6 +416,47 @@ tgk-deploy advance --phase {n}         # checks triggers, asks, applies, verifie
 tgk-deploy advance --phase {n} --wait  # wait out the bake, re-checking triggers, then apply"""
     )
     lines += ["", *_exit_table(ADVANCE_EXITS), ""]
+    smoked = [st for st in phase.steps if any(isinstance(a, SmokeAction) for a in st.actions)]
+    if smoked:
+        names = ", ".join(f"`{st.id}`" for st in smoked)
+        lines += [
+            "## Smoke check",
+            "",
+            f"Step(s) {names} run the new version's self-test before it gets traffic: every "
+            "domain and scope of its routing table, decided as mail would be, nothing "
+            'delivered (the RFC\'s trigger "critical functionality broken"). A failed smoke '
+            "check leaves the candidate in the deployment at 0 %, all traffic where it was, "
+            "and the step not applied.",
+            "",
+        ]
+        lines += _fence(
+            """
+tgk-deploy smoke --env production                    # the newest version in the deployment
+tgk-deploy smoke --env production --version ID -o json   # one version, per-route verdicts"""
+        )
+        lines += [
+            "",
+            *_exit_table(
+                [
+                    (ExitCode.OK, "every route right: advance again and traffic moves."),
+                    (
+                        ExitCode.FAILED,
+                        "a route is wrong (named in the output): fix the routing table or "
+                        "the bundle, then advance again. Nothing took traffic.",
+                    ),
+                    (
+                        ExitCode.INCONCLUSIVE,
+                        "the Worker did not say: unreachable, token refused (TGK_SMOKE_TOKEN "
+                        "is not its SMOKE_TOKEN), or another version answered. Retry.",
+                    ),
+                    (
+                        ExitCode.REFUSED,
+                        "that version is not in the current deployment: only those can be reached.",
+                    ),
+                ]
+            ),
+            "",
+        ]
 
     lines += ["## Success criteria", ""]
     if not phase.success_criteria:
@@ -913,6 +962,13 @@ def _checklist_md(spec: Spec) -> str:
             "- [ ] Secret values available as environment variables: "
             + ", ".join(f"`{s}`" for s in secrets)
             + "."
+        )
+    if any(isinstance(a, SmokeAction) for p in spec.phases for st in p.steps for a in st.actions):
+        token = project.smoke.token[2:-1]
+        lines.append(
+            f"- [ ] Smoke check ready: each script has the `SMOKE_TOKEN` secret "
+            f"(`wrangler secret put SMOKE_TOKEN`), `{token}` holds the same value where "
+            "`advance` runs, and, once phase 1's staging step is live, `tgk-deploy smoke --env staging` exits 0."
         )
     lines += [
         "- [ ] Alert rules loaded: `tgk-deploy export alerts -o tgk-deploy.rules.yml`, "

@@ -362,6 +362,10 @@ class ApprovalParams(StrictModel):
     )
 
 
+class SmokeParams(StrictModel):
+    """Nothing to set: the smoke check always tests the version the step is about to send traffic to."""
+
+
 class DeployAction(StrictModel):
     """Upload the bundle as a new version and send it ``percentage`` of traffic."""
 
@@ -404,6 +408,17 @@ class ApprovalAction(StrictModel):
     approval: ApprovalParams
 
 
+class SmokeAction(StrictModel):
+    """Run the Worker's self-test (POST /selftest) on the candidate before it gets traffic.
+
+    Declared before the step's ``deploy`` or ``traffic``: the candidate is put in the
+    deployment at 0 % (so Cloudflare-Workers-Version-Overrides can reach it), its
+    self-test must pass for every route, and only then does traffic move.
+    """
+
+    smoke: SmokeParams
+
+
 ACTION_MODELS: dict[str, type[StrictModel]] = {
     "deploy": DeployAction,
     "traffic": TrafficAction,
@@ -413,6 +428,7 @@ ACTION_MODELS: dict[str, type[StrictModel]] = {
     "email_rule": EmailRuleAction,
     "export_d1": ExportD1Action,
     "approval": ApprovalAction,
+    "smoke": SmokeAction,
 }
 
 
@@ -433,7 +449,8 @@ Action = Annotated[
     | Annotated[SetVarsAction, Tag("set_vars")]
     | Annotated[EmailRuleAction, Tag("email_rule")]
     | Annotated[ExportD1Action, Tag("export_d1")]
-    | Annotated[ApprovalAction, Tag("approval")],
+    | Annotated[ApprovalAction, Tag("approval")]
+    | Annotated[SmokeAction, Tag("smoke")],
     Discriminator(
         _action_kind,
         custom_error_type="action_kind",
@@ -485,12 +502,34 @@ class Step(StrictModel):
                     "an approval must be the step's first action (this is action {number})",
                     {"number": index + 1, "at": (index, "approval")},
                 )
+        _smoke_before_traffic(actions)
         return actions
 
     @property
     def approval(self) -> ApprovalParams | None:
         first = self.actions[0] if self.actions else None
         return first.approval if isinstance(first, ApprovalAction) else None
+
+
+def _smoke_before_traffic(actions: list[StrictModel]) -> None:
+    """A smoke check tests the candidate before traffic moves: a deploy or traffic must follow it."""
+    for index, action in enumerate(actions):
+        if not isinstance(action, SmokeAction):
+            continue
+        later = actions[index + 1 :]
+        moves = [
+            a
+            for a in later
+            if isinstance(a, TrafficAction)
+            or (isinstance(a, DeployAction) and not a.deploy.baseline)
+        ]
+        if not moves:
+            raise PydanticCustomError(
+                "smoke_without_traffic",
+                "a smoke check must come before the step's deploy or traffic action: it tests "
+                "the candidate before that action gives it traffic (this is action {number})",
+                {"number": index + 1, "at": (index, "smoke")},
+            )
 
 
 class Phase(StrictModel):
@@ -535,6 +574,11 @@ def alert_name(phase: Phase, trigger: Trigger) -> str:
 
 class EnvironmentSpec(StrictModel):
     script: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = Field(
+        default=None,
+        description="where the Worker answers HTTP (its self-test for `smoke`); default: "
+        "https:// and the first route or custom domain of this environment in wrangler.toml",
+    )
 
 
 class EmailRoutingSpec(StrictModel):
@@ -576,6 +620,22 @@ class D1Spec(StrictModel):
 
 class R2Spec(StrictModel):
     bucket: str
+
+
+class SmokeSpec(StrictModel):
+    """How ``smoke`` reaches the Worker's self-test (POST /selftest on the environment's url)."""
+
+    token: EnvRef = Field(
+        default="${TGK_SMOKE_TOKEN}",
+        description="the bearer token: the value of the Worker's SMOKE_TOKEN secret",
+    )
+    timeout: PositiveDuration = Field(default=timedelta(seconds=10), description="per request")
+    attempts: Annotated[int, Strict(), Field(ge=1, le=10)] = Field(
+        default=3,
+        description="tries while Cloudflare has not yet applied the version override "
+        "(it can take a couple of seconds after a deployment)",
+    )
+    retry_interval: Duration = Field(default=timedelta(seconds=2))
 
 
 class GradualRollbackSpec(StrictModel):
@@ -673,6 +733,7 @@ class Project(StrictModel):
     d1: dict[Slug, D1Spec] = Field(default_factory=dict)
     r2: dict[Slug, R2Spec] = Field(default_factory=dict)
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
+    smoke: SmokeSpec = Field(default_factory=SmokeSpec)
     notifications: NotificationsSpec | None = None
     runbook_base_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = Field(
         default=None,
