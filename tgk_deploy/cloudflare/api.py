@@ -177,6 +177,7 @@ class CloudflareAPI:
         )
         self.last_policy: RetryPolicy | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._versions: dict[tuple[str, str], Version] = {}  # immutable once made
         self._pool_lock = threading.Lock()
         _redact_library_logs()
 
@@ -384,12 +385,21 @@ class CloudflareAPI:
             page += 1
 
     def get_version(self, script: str, version_id: str) -> Version:
+        """One version, whole; read once per client: a version never changes on Cloudflare
+        (a var or secret change makes a new one), and ``advance --wait`` re-observes the
+        same live versions every few minutes of a bake."""
+        key = (script, version_id)
+        known = self._versions.get(key)
+        if known is not None:
+            return known
         body = self.request(
             "GET",
             f"{self._script(script)}/versions/{version_id}",
             operation=f"get version {version_id}",
         )
-        return version_from_api(body["result"])
+        version = version_from_api(body["result"])
+        self._versions[key] = version
+        return version
 
     def get_versions(self, script: str, version_ids: Sequence[str]) -> list[Version]:
         return self.concurrently(*[(lambda v=v: self.get_version(script, v)) for v in version_ids])

@@ -134,11 +134,13 @@ def check_success(ctx: Context, observed: ObservedState, phase: int) -> GateVerd
 def _record_verdict(ctx: Context, verdict: GateVerdict, what: str) -> None:
     """Every check's verdict into the journal, and one line for whoever watches."""
     if ctx.journal is not None:
-        for check in verdict.checks:
-            detail = check.model_dump(mode="json")
-            ctx.journal.verdict(
-                ctx.run_id, check.check, check.kind.value, check.outcome.value, detail
-            )
+        ctx.journal.verdicts(
+            ctx.run_id,
+            [
+                (check.check, check.kind.value, check.outcome.value, check.model_dump(mode="json"))
+                for check in verdict.checks
+            ],
+        )
     message = f"phase {verdict.phase} {what}: {verdict.outcome} ({verdict.why})"
     ctx.emit("verdict", message, verdict=verdict)
 

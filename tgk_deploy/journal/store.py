@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -111,12 +112,17 @@ class Journal:
         self.path = path
         self.on_failure = on_failure
         self.failure: str | None = None  # set by the first failed write: the rest are skipped
+        self._lock = threading.Lock()  # one transaction at a time on the shared connection
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
             path, timeout=timeout, isolation_level=None, check_same_thread=False
         )
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
+            # WAL with synchronous=NORMAL: no fsync per commit, still never corrupt; a power
+            # cut may lose the last records, which loses history only (never a rollout's
+            # state, which lives on Cloudflare). A rehearsal writes thousands of verdicts.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except sqlite3.Error:
             self._db.close()
@@ -127,7 +133,8 @@ class Journal:
         if self.failure is not None:
             return
         try:
-            self._db.execute(statement, params)
+            with self._lock:
+                self._db.execute(statement, params)
         except sqlite3.Error as error:
             self.failure = f"journal {self.path}: {error}; the rest of this run is not recorded"
             if self.on_failure is not None:
@@ -200,10 +207,33 @@ class Journal:
         )
 
     def verdict(self, run_id: str, name: str, kind: str, verdict: str, detail: Any) -> None:
-        self._write(
-            "INSERT INTO verdicts (run_id, name, kind, verdict, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, name, kind, verdict, _text(detail), _now()),
-        )
+        self.verdicts(run_id, [(name, kind, verdict, detail)])
+
+    def verdicts(self, run_id: str, rows: list[tuple[str, str, str, Any]]) -> None:
+        """A gate's verdicts, (name, kind, verdict, detail) each, in one transaction."""
+        if self.failure is not None or not rows:
+            return
+        at = _now()
+        values = [
+            (run_id, name, kind, verdict, _text(detail), at) for name, kind, verdict, detail in rows
+        ]
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(
+                        "INSERT INTO verdicts (run_id, name, kind, verdict, detail, at)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        values,
+                    )
+                    self._db.execute("COMMIT")
+                except sqlite3.Error:
+                    self._db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as error:
+            self.failure = f"journal {self.path}: {error}; the rest of this run is not recorded"
+            if self.on_failure is not None:
+                self.on_failure(self.failure)
 
     # ---------------------------------------------------------------- reading
 
