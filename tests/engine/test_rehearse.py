@@ -64,6 +64,12 @@ def test_the_clean_rehearsal_reports_json(tmp_path):
     kinds = [entry["kind"] for entry in report["timeline"]]
     assert kinds.count("complete") == 5 and "trigger" not in kinds
     assert report["api_calls"] > 100
+    # every production version smoke-tested at 0 % before traffic: phases 1-4, one each
+    smoked = [e["phase"] for e in report["timeline"] if e["kind"] == "smoke"]
+    assert smoked == [1, 2, 3, 4]
+    assert all(
+        "all 5 route(s) right" in e["message"] for e in report["timeline"] if e["kind"] == "smoke"
+    )
 
 
 def test_an_unknown_scenario_is_bad_input(tmp_path):

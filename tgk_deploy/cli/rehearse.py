@@ -17,6 +17,7 @@ KIND_STYLE = {
     "recovered": "green",
     "complete": "bold green",
     "approval": "cyan",
+    "smoke": "green",
 }
 
 

@@ -34,7 +34,7 @@ class TimelineEntry(BaseModel):
     at: datetime
     day: float
     phase: int
-    kind: str  # step, approval, trigger, rollback, recovered, complete
+    kind: str  # phase, step, smoke, approval, trigger, rollback, recovered, complete
     message: str
 
 
@@ -184,6 +184,15 @@ def _run_phase(
             if recovering:
                 note(phase, "recovered", "triggers pass again: the phase starts over")
                 recovering = False
+            for outcome in result.outcomes:
+                if outcome.kind == "smoke":  # the candidate's self-test at 0 %, before traffic
+                    r = outcome.result
+                    note(
+                        phase,
+                        "smoke",
+                        f"smoke check of {r.get('version')} at 0 %: {r.get('why')}, "
+                        "before it got traffic",
+                    )
             note(phase, "step", f"step {result.step} applied ({len(result.outcomes)} change(s))")
             continue
         if result.status is AdvanceStatus.TRIGGERED:
