@@ -65,6 +65,8 @@ def run_every_operation(emulator: Emulator, http: httpx.Client, tmp_path: Path) 
     api.list_versions(SCRIPT)
     api.get_version(SCRIPT, candidate.id)
     api.version_content(SCRIPT, candidate.id)
+    # the smoke check's stage: the candidate in the deployment at 0 % (adaptation 6)
+    api.deploy(SCRIPT, {candidate.id: 0, stable: 100}, message="tgk p=2 g=canary-10")
     api.deploy(SCRIPT, {candidate.id: 10, stable: 90}, message="tgk p=2 s=canary-10")
     api.deployments(SCRIPT)
     with pytest.raises(CloudflareError):  # 10215 during the split
