@@ -64,9 +64,22 @@ def test_the_clean_rehearsal_reports_json(tmp_path):
     kinds = [entry["kind"] for entry in report["timeline"]]
     assert kinds.count("complete") == 5 and "trigger" not in kinds
     assert report["api_calls"] > 100
-    # every production version smoke-tested at 0 % before traffic: phases 1-4, one each
-    smoked = [e["phase"] for e in report["timeline"] if e["kind"] == "smoke"]
-    assert smoked == [1, 2, 3, 4]
+    # every new version smoke-tested at 0 % before traffic: production in phases 1-4,
+    # staging in phases 2-4 (phase 1's staging step is the first upload there)
+    smoked = [
+        (e["phase"], "on staging" in e["message"])
+        for e in report["timeline"]
+        if e["kind"] == "smoke"
+    ]
+    assert smoked == [
+        (1, False),
+        (2, True),
+        (2, False),
+        (3, True),
+        (3, False),
+        (4, True),
+        (4, False),
+    ]
     assert all(
         "all 5 route(s) right" in e["message"] for e in report["timeline"] if e["kind"] == "smoke"
     )

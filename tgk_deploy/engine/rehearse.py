@@ -190,8 +190,8 @@ def _run_phase(
                     note(
                         phase,
                         "smoke",
-                        f"smoke check of {r.get('version')} at 0 %: {r.get('why')}, "
-                        "before it got traffic",
+                        f"smoke check of {r.get('version')} on {outcome.environment} at 0 %: "
+                        f"{r.get('why')}, before it got traffic",
                     )
             note(phase, "step", f"step {result.step} applied ({len(result.outcomes)} change(s))")
             continue

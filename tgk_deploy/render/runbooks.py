@@ -429,11 +429,15 @@ tgk-deploy advance --phase {n} --wait  # wait out the bake, re-checking triggers
             "and the step not applied.",
             "",
         ]
-        lines += _fence(
-            """
-tgk-deploy smoke --env production                    # the newest version in the deployment
-tgk-deploy smoke --env production --version ID -o json   # one version, per-route verdicts"""
+        environments = sorted({st.environment for st in smoked}, key=lambda e: e != "staging")
+        commands = [
+            f"tgk-deploy smoke --env {env}   # the newest version in its deployment"
+            for env in environments
+        ]
+        commands.append(
+            f"tgk-deploy smoke --env {environments[-1]} --version ID -o json   # one version, per route"
         )
+        lines += _fence("\n" + "\n".join(commands))
         lines += [
             "",
             *_exit_table(
