@@ -69,7 +69,8 @@ async function checkRoute(env, config, scope, domain, route) {
     return { ...result, decision: "bridge", ok, ...(ok ? {} : { reason: "LEGACY_FORWARD_ADDRESS is not set" }) };
   }
   const scratch = new Registry(); // the self-test never counts as mail
-  const decided = await resolveRoute(`${scope}@${domain}`, env, config, scratch);
+  const staticOnly = { ...config, dynamicRouting: { ...config.dynamicRouting, enabled: false } };
+  const decided = await resolveRoute(`${scope}@${domain}`, env, staticOnly, scratch);
   const decision = { telegram: "telegram", reject: "reject", unknown: "legacy" }[decided.kind] ?? decided.kind;
   const wanted = route.action === "reject" ? "reject" : "telegram";
   if (decision !== wanted) {

@@ -150,6 +150,21 @@ describe("self-test of a broken routing table", () => {
   });
 });
 
+describe("self-test with dynamic routing on", () => {
+  it("asks no schedule API: the static route is what is tested", async () => {
+    const fake = await startFakeServer({ "GET /schedule": () => ({ json: { chat_id: "-9001" } }) });
+    const worker = await startWorker({ ...baseVars(fake), ...SECRETS, DYNAMIC_ROUTING: "true", DYNAMIC_ROUTING_SCOPE: "all" });
+    try {
+      const { body } = await selfTest(worker);
+      assert.equal(body.ok, true);
+      assert.equal(fake.to("/schedule").length, 0);
+    } finally {
+      await worker.dispose();
+      await fake.close();
+    }
+  });
+});
+
 describe("self-test without SMOKE_TOKEN bound", () => {
   it("does not exist: 404, as any unknown path, whatever the token", async () => {
     const fake = await startFakeServer({});
