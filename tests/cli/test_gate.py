@@ -23,16 +23,18 @@ TOKEN = "tok-SECRET-7f3a9"
 WORKER = {"environment": "production", "version_id": "v1", "isolate": "a1b2c3d4"}
 
 
-def phase_1_traffic(name: str, *, delivered: float, routing_errors: int) -> Case:
+def phase_1_traffic(
+    name: str, *, delivered: float, routing_errors: int, worker: dict[str, str] = WORKER
+) -> Case:
     case = SYNTHETIC.case(name)
     rate = 10.0
-    case.counter("tgk_email_delivery_total", rate * delivered, {"status": "delivered", **WORKER})
-    case.counter("tgk_email_delivery_total", rate * (1 - delivered), {"status": "failed", **WORKER})
+    case.counter("tgk_email_delivery_total", rate * delivered, {"status": "delivered", **worker})
+    case.counter("tgk_email_delivery_total", rate * (1 - delivered), {"status": "failed", **worker})
     case.events(
         "tgk_email_route_failures_total",
         routing_errors,
         within=timedelta(minutes=30),
-        labels=WORKER,
+        labels=worker,
     )
     return case
 
@@ -40,6 +42,13 @@ def phase_1_traffic(name: str, *, delivered: float, routing_errors: int) -> Case
 QUIET = phase_1_traffic("cli-phase-1-quiet", delivered=0.9995, routing_errors=2)
 ROUTING_ERRORS = phase_1_traffic("cli-phase-1-routing-errors", delivered=0.9995, routing_errors=6)
 EMPTY = SYNTHETIC.case("cli-phase-1-empty")
+# no routing error at all: what phase 1's success criteria ask (its own isolate: they look 4d back)
+CLEAN = phase_1_traffic(
+    "cli-phase-1-clean",
+    delivered=0.9995,
+    routing_errors=0,
+    worker={**WORKER, "isolate": "c1ea0001"},
+)
 
 
 @pytest.fixture
@@ -84,10 +93,19 @@ def test_a_fired_trigger_exits_1_and_says_which_in_json(env):
 
 
 def test_success_criteria_are_the_default(env):
-    result = gate(env, "--phase", "1", "--at", str(QUIET.at.timestamp()), "-o", "json")
+    result = gate(env, "--phase", "1", "--at", str(CLEAN.at.timestamp()), "-o", "json")
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["kind"] == "success"
+
+
+def test_two_routing_errors_pass_the_triggers_but_not_the_no_routing_errors_criterion(env):
+    triggers = gate(env, "--phase", "1", "--criteria", "triggers", "--at", iso(QUIET.at))
+    success = gate(env, "--phase", "1", "--at", str(QUIET.at.timestamp()), "-o", "json")
+
+    assert triggers.exit_code == 0, triggers.output
+    assert success.exit_code == 1, success.output
+    assert "no-routing-errors: does not hold: 2 is not == 0" in json.loads(success.stdout)["why"]
 
 
 def test_no_data_exits_3_with_the_reason(env):

@@ -84,7 +84,11 @@ CRITERIA = [
     ),
     (3, "On-call routing accuracy > 95%", ("check", "oncall-routing-accuracy", ">", 0.95)),
     (3, "Interactive buttons work for all users", ("checklist", "Interactive buttons work")),
-    (3, "External API failures handled gracefully", ("checklist", "External API failures handled")),
+    (
+        3,
+        "External API failures handled gracefully",
+        ("check", "external-api-failures-keep-delivery", None, None),
+    ),
     (3, "No routing loops or infinite redirects", ("checklist", "No routing loops")),
     (4, "Email replies deliver successfully", ("check", "reply-success-rate", None, None)),
     (4, "Reply threading works correctly", ("checklist", "Reply threading works")),

@@ -104,6 +104,7 @@ def ai_failing(reason: str) -> Signal_:
 # series get an isolate of their own, so no other case's series is subtracted from them.
 DAYS_ROUTING = {**WORKER, "isolate": "d4a70001"}
 DAYS_AI = {**WORKER, "isolate": "d4a70002"}
+DAYS_SCHEDULE = {**WORKER, "isolate": "d4a70003"}
 
 
 def routing_errors_over_days(case: Case, count: float, per_hour: float) -> None:
@@ -120,6 +121,15 @@ def delivery_while_ai_fails(case: Case, delivered_ratio: float, per_hour: float)
     rate = per_hour / HOUR
     case.counter("tgk_email_ai_requests_total", rate, DAYS_AI)
     case.counter("tgk_email_ai_failures_total", rate * 0.05, {"reason": "timeout", **DAYS_AI})
+
+
+def delivery_while_schedule_fails(case: Case, delivered_ratio: float, per_hour: float) -> None:
+    """A tenth of schedule-API calls fail every hour while mail is delivered at ``delivered_ratio``."""
+    delivery(case, delivered_ratio, per_hour, DAYS_SCHEDULE)
+    schedule = {"api": "schedule", **DAYS_SCHEDULE}
+    rate = per_hour / HOUR
+    case.counter("tgk_email_external_api_requests_total", rate, schedule)
+    case.counter("tgk_email_external_api_failures_total", rate * 0.1, schedule)
 
 
 def oncall(case: Case, responder_share: float, per_hour: float) -> None:
@@ -176,6 +186,7 @@ SIGNALS: dict[tuple[int, str], Signal] = {
     (1, "delivery-stopped"): Signal(delivery, 1.0, 0.0, per_hour=60),
     (1, "no-routing-errors"): Signal(routing_errors_over_days, 0, 1, per_hour=3600),
     (2, "ai-failures-keep-delivery"): Signal(delivery_while_ai_fails, 0.998, 0.994),
+    (3, "external-api-failures-keep-delivery"): Signal(delivery_while_schedule_fails, 0.998, 0.994),
     (1, "routing-errors"): Signal(
         counted("tgk_email_route_failures_total", within=timedelta(minutes=30)), 5, 6
     ),
