@@ -37,7 +37,8 @@ def smoke(
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Run the Worker's self-test on one version (Cloudflare-Workers-Version-Overrides):
-    every route's decision, nothing delivered. Exit 0 pass, 1 a route wrong, 3 inconclusive."""
+    every route's decision, nothing delivered. Exit 0 pass, 1 a route wrong, 3 inconclusive,
+    4 the version is not in the current deployment."""
     from tgk_deploy.engine.context import open_context
     from tgk_deploy.engine.smoke import smoke as run_smoke
 
