@@ -38,11 +38,8 @@ def halt(
         result = run_halt(ctx, reason)
     out.emit(
         result,
-        lambda console: console.print(
-            "halted: every advance refuses until `tgk-deploy resume`; nothing was rolled back "
-            "(tgk-deploy rollback --feature buttons switches the buttons off)",
-            markup=False,
-        ),
+        "halted: every advance refuses until `tgk-deploy resume`; nothing was rolled back "
+        "(tgk-deploy rollback --feature buttons switches the buttons off)",
     )
 
 
@@ -59,4 +56,4 @@ def resume(
     out = Output(output)
     with open_context(project, timeout=timeout, with_metrics=False) as ctx:
         result = run_resume(ctx)
-    out.emit(result, lambda console: console.print("resumed: advance may go on", markup=False))
+    out.emit(result, "resumed: advance may go on")

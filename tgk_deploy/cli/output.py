@@ -46,13 +46,17 @@ class Output:
     def json(self) -> bool:
         return self.format is OutputFormat.JSON
 
-    def emit(self, payload: Any, draw: Callable[[Console], None]) -> None:
+    def emit(self, payload: Any, draw: Callable[[Console], None] | str) -> None:
+        """JSON of the payload, or for people: ``draw`` on the console, or a plain line as it is
+        (no rich import: a one-line answer such as validate's is not worth 45 ms of start-up)."""
         if self.json:
             if hasattr(payload, "model_dump"):
                 data = payload.model_dump(mode="json", by_alias=True)
             else:
                 data = payload
             sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        elif isinstance(draw, str):
+            sys.stdout.write(draw + "\n")
         else:
             draw(self.console)
 

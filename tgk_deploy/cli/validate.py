@@ -36,9 +36,7 @@ def validate(
     }
     Output(output).emit(
         summary,
-        lambda console: console.print(
-            f"ok: {'project file and ' if project else ''}{len(phases)} phase file(s) valid "
-            f"({steps} steps)"
-            + ("" if project else "; metric names not checked: no project file found")
-        ),
+        f"ok: {'project file and ' if project else ''}{len(phases)} phase file(s) valid "
+        f"({steps} steps)"
+        + ("" if project else "; metric names not checked: no project file found"),
     )
