@@ -20,6 +20,23 @@ REPO = Path(__file__).resolve().parents[1]
 WRANGLER = REPO / "wrangler" / "node_modules" / ".bin" / "wrangler"
 
 
+SMOKE_TOKEN = "bench-smoke-token-0123456789"
+
+
+def seed_for_rollout(emulator) -> dict:
+    """The demo account, its scripts holding SMOKE_TOKEN, and what advance's smoke checks read
+    from the environment (the token, each script's URL on the emulator): the phases smoke-test
+    every candidate before it gets traffic."""
+    ids = emulator.state.seed_demo(smoke_token=SMOKE_TOKEN)
+    os.environ["TGK_SMOKE_TOKEN"] = SMOKE_TOKEN
+    for environment, script in (
+        ("PRODUCTION", "tgk-email-orchestrator"),
+        ("STAGING", "tgk-email-orchestrator-staging"),
+    ):
+        os.environ[f"TGK_WORKER_URL_{environment}"] = emulator.worker_url(script)
+    return ids
+
+
 class Run:
     """One child process: its wall time and the CPU time it used (user + system).
 
