@@ -258,3 +258,28 @@ def test_a_malformed_api_url_is_bad_input_at_once(operator_env, monkeypatch):
 
     assert result.exit_code == 2
     assert "CLOUDFLARE_API_BASE_URL is not a URL" in result.stderr
+
+
+def test_halt_and_resume_are_recorded_on_cloudflare_and_a_dry_run_records_nothing(operator_env):
+    posts = operator_env.calls("POST")
+    dry = invoke("halt", "--reason", "buttons confuse users", "--dry-run", "--output", "json")
+    assert dry.exit_code == 0, dry.output
+    assert (
+        json.loads(dry.stdout)["dry_run"] is True
+        and "halt" in json.loads(dry.stdout)["would_record"]
+    )
+    assert operator_env.calls("POST") == posts
+
+    halted = invoke("halt", "--reason", "buttons confuse users")  # no terminal: no prompt
+    assert halted.exit_code == 0, halted.output
+    assert halted.stdout.startswith("halted: every advance refuses")
+    assert operator_env.calls("POST") == posts + 1
+    refused = invoke("advance", "--phase", "1", "--yes")
+    assert refused.exit_code == 4 and "halt" in refused.output
+    assert invoke("halt", "--reason", "again").stdout.startswith("already so")
+
+    assert invoke("resume", "--dry-run").stdout.startswith("dry run: would record")
+    assert operator_env.calls("POST") == posts + 1
+    resumed = invoke("resume", "--yes")
+    assert resumed.exit_code == 0 and resumed.stdout.startswith("resumed")
+    assert invoke("advance", "--phase", "1", "--yes").exit_code == 0

@@ -308,3 +308,13 @@ def test_a_halt_stops_every_later_advance_until_resume(world):
     resume(world.context())
     go = advance(world.context(), 1)
     assert (go.status, go.step) == (AdvanceStatus.APPLIED, "canary-50")
+
+
+def test_a_dry_run_approval_records_nothing(world):
+    advance(world.context(), 1)  # staging; the bridge waits for a person
+    posts = world.emulator.calls("POST")
+    dry = approve(world.context(), 1, "bridge", dry_run=True)
+    assert dry["dry_run"] is True and "bridge" in str(dry["would_record"])
+    assert world.emulator.calls("POST") == posts
+    assert approve(world.context(), 1, "bridge")["approved"] is True
+    assert world.emulator.calls("POST") == posts + 1

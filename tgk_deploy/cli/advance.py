@@ -120,6 +120,7 @@ def approve(
     phase: PhaseOption,
     step: Annotated[str, typer.Option("--step", help="The step that waits for approval.")],
     yes: YesOption = False,
+    dry_run: DryRunOption = False,
     project: ProjectOption = None,
     timeout: TimeoutOption = 60.0,
     output: OutputOption = OutputFormat.TEXT,
@@ -135,11 +136,15 @@ def approve(
         typer.echo("By approving you confirm, checked by hand:", err=True)
         for item in checklist:
             typer.echo(f"  [ ] {item}", err=True)
-    if not (yes or out.json) and not typer.confirm(f"Approve phase {phase} step {step}?"):
+    if not (yes or dry_run or out.json) and not typer.confirm(
+        f"Approve phase {phase} step {step}?"
+    ):
         raise typer.Exit(4)
     with open_context(project, timeout=timeout, with_metrics=False) as ctx:
-        result = run_approve(ctx, phase, step)
+        result = run_approve(ctx, phase, step, dry_run=dry_run)
     out.emit(
         result,
-        lambda console: console.print(f"approved phase {phase} step {step} by {result.get('by')}"),
+        f"dry run: would record {result['would_record']!r} on {result['on']}; nothing changed"
+        if dry_run and not result.get("already")
+        else f"approved phase {phase} step {step} by {result.get('by')}",
     )

@@ -7,12 +7,21 @@ on any machine or in CI, refuses until ``resume``. Nothing is rolled back.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
-from tgk_deploy.cli.options import OutputFormat, OutputOption, ProjectOption, TimeoutOption
+from tgk_deploy.cli.options import (
+    DryRunOption,
+    OutputFormat,
+    OutputOption,
+    ProjectOption,
+    TimeoutOption,
+    YesOption,
+)
 from tgk_deploy.cli.output import Output, reports
+from tgk_deploy.errors import ExitCode
 
 
 def register(app: typer.Typer) -> None:
@@ -20,11 +29,30 @@ def register(app: typer.Typer) -> None:
     app.command()(resume)
 
 
+def _confirmed(question: str, *, yes: bool, dry_run: bool, out: Output) -> bool:
+    """Asked only of a person at a terminal: a script or CI never waits on a prompt."""
+    if yes or dry_run or out.json or not sys.stdin.isatty():
+        return True
+    return typer.confirm(question, default=False, err=True)
+
+
+def _said(result: dict[str, object], done: str) -> str:
+    if result.get("dry_run"):
+        return (
+            f"dry run: would record {result['would_record']!r} on {result['on']}; nothing changed"
+        )
+    if result.get("already"):
+        return f"already so: {done.split(':')[0]}; nothing changed"
+    return done
+
+
 @reports
 def halt(
     reason: Annotated[
         str, typer.Option("--reason", help="Why, e.g. 'users confused by the buttons'.")
     ],
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
     project: ProjectOption = None,
     timeout: TimeoutOption = 60.0,
     output: OutputOption = OutputFormat.TEXT,
@@ -34,17 +62,26 @@ def halt(
     from tgk_deploy.engine.context import open_context
 
     out = Output(output)
+    if not _confirmed(
+        "Halt the rollout (nothing is rolled back)?", yes=yes, dry_run=dry_run, out=out
+    ):
+        raise typer.Exit(ExitCode.REFUSED)
     with open_context(project, timeout=timeout, with_metrics=False) as ctx:
-        result = run_halt(ctx, reason)
+        result = run_halt(ctx, reason, dry_run=dry_run)
     out.emit(
         result,
-        "halted: every advance refuses until `tgk-deploy resume`; nothing was rolled back "
-        "(tgk-deploy rollback --feature buttons switches the buttons off)",
+        _said(
+            result,
+            "halted: every advance refuses until `tgk-deploy resume`; nothing was rolled back "
+            "(tgk-deploy rollback --feature buttons switches the buttons off)",
+        ),
     )
 
 
 @reports
 def resume(
+    yes: YesOption = False,
+    dry_run: DryRunOption = False,
     project: ProjectOption = None,
     timeout: TimeoutOption = 60.0,
     output: OutputOption = OutputFormat.TEXT,
@@ -54,6 +91,8 @@ def resume(
     from tgk_deploy.engine.context import open_context
 
     out = Output(output)
+    if not _confirmed("Let the rollout go on?", yes=yes, dry_run=dry_run, out=out):
+        raise typer.Exit(ExitCode.REFUSED)
     with open_context(project, timeout=timeout, with_metrics=False) as ctx:
-        result = run_resume(ctx)
-    out.emit(result, "resumed: advance may go on")
+        result = run_resume(ctx, dry_run=dry_run)
+    out.emit(result, _said(result, "resumed: advance may go on"))

@@ -370,7 +370,7 @@ def _partial_step(phase: int, step_plan: Plan, applier: Applier, error: TgkError
     return type(error)(state, hint=hint) if type(error).__init__ is TgkError.__init__ else error
 
 
-def approve(ctx: Context, phase: int, step: str) -> dict[str, object]:
+def approve(ctx: Context, phase: int, step: str, *, dry_run: bool = False) -> dict[str, object]:
     """Record an approval on Cloudflare: a deployment of the same split, annotated."""
     from tgk_deploy.errors import ConfigError, RefusedError
     from tgk_deploy.planner.observed import MarkKind, RolloutMark
@@ -402,6 +402,8 @@ def approve(ctx: Context, phase: int, step: str) -> dict[str, object]:
         phase=phase, kind=MarkKind.APPROVAL, step=step, detail=ctx.operator, run_id=ctx.run_id
     )
     shares = {v.version_id: v.percentage for v in live.versions}
+    if dry_run:
+        return {"approved": False, "dry_run": True, "would_record": mark.render(), "on": env.script}
     deployment = ctx.api.deploy(
         env.script, shares, message=mark.render(), allow_force=ctx.allow_force
     )
@@ -424,7 +426,9 @@ def approve(ctx: Context, phase: int, step: str) -> dict[str, object]:
     }
 
 
-def _note(ctx: Context, note: str, command: str, reason: str = "") -> dict[str, object]:
+def _note(
+    ctx: Context, note: str, command: str, reason: str = "", *, dry_run: bool = False
+) -> dict[str, object]:
     """Record a halt or resume on the live production deployment (same split, annotated)."""
     import re
 
@@ -445,6 +449,8 @@ def _note(ctx: Context, note: str, command: str, reason: str = "") -> dict[str, 
         run_id=ctx.run_id,
     )
     shares = {v.version_id: v.percentage for v in live.versions}
+    if dry_run:
+        return {note: False, "dry_run": True, "would_record": mark.render(), "on": env.script}
     deployment = ctx.api.deploy(
         env.script, shares, message=mark.render(), allow_force=ctx.allow_force
     )
@@ -462,7 +468,7 @@ def _note(ctx: Context, note: str, command: str, reason: str = "") -> dict[str, 
     return {note: True, "by": ctx.operator, "reason": reason, "deployment": deployment.id}
 
 
-def halt(ctx: Context, reason: str) -> dict[str, object]:
+def halt(ctx: Context, reason: str, *, dry_run: bool = False) -> dict[str, object]:
     """Stop the rollout where it stands: every later ``advance`` refuses until ``resume``.
 
     For what no metric says, such as buttons that confuse users: nothing is rolled
@@ -473,13 +479,13 @@ def halt(ctx: Context, reason: str) -> dict[str, object]:
     existing = halted(ctx.observe())
     if existing is not None:
         return {"halt": True, "already": True, "deployment": existing[0].id}
-    return _note(ctx, HALT_NOTE, "halt", reason)
+    return _note(ctx, HALT_NOTE, "halt", reason, dry_run=dry_run)
 
 
-def resume(ctx: Context) -> dict[str, object]:
+def resume(ctx: Context, *, dry_run: bool = False) -> dict[str, object]:
     """Lift a halt: ``advance`` may go on (bakes, approvals and triggers still apply)."""
     from tgk_deploy.planner.plan import RESUME_NOTE, halted
 
     if halted(ctx.observe()) is None:
         return {"resume": True, "already": True}
-    return _note(ctx, RESUME_NOTE, "resume")
+    return _note(ctx, RESUME_NOTE, "resume", dry_run=dry_run)
