@@ -200,10 +200,10 @@ class Context:
         """
         from tgk_deploy.bundle import read_bundle
 
-        cached = self.hashes.get(environment)
-        if cached is not None and cached[0] == _signature(self.bundle_dir):
-            return cached[1]
         signature = _signature(self.bundle_dir)
+        cached = self.hashes.get(environment)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
         content_hash = read_bundle(self.bundle_dir, environment).content_hash
         self.hashes[environment] = (signature, content_hash)
         return content_hash
