@@ -317,7 +317,6 @@ def check_inputs(ctx: Context, step_plan: Plan) -> None:
     """
     from tgk_deploy.planner.actions import ExportD1, PutSecret, SmokeCheck
     from tgk_deploy.secret_values import read_secret
-    from tgk_deploy.smoke import smoke_token
 
     for action in step_plan.actions:
         if isinstance(action, PutSecret):
@@ -325,8 +324,7 @@ def check_inputs(ctx: Context, step_plan: Plan) -> None:
         elif isinstance(action, ExportD1):
             ctx.api.resolve(ctx.spec.project.d1[action.database].database_id)
         elif isinstance(action, SmokeCheck):
-            smoke_token(ctx.spec)
-            ctx.worker_url(action.environment)
+            ctx.smoke_inputs(action.environment)
 
 
 def _known_runs(ctx: Context) -> Callable[[str], bool]:

@@ -593,7 +593,6 @@ class Applier:
             self.ctx.journal.verdict(
                 self.ctx.run_id, "smoke", "smoke", report.outcome.value, report
             )
-        self.ctx.emit("verdict", f"smoke {report.outcome}: {report.why}", smoke=report)
         if report.outcome is not Outcome.PASS:
             raise report.error()
         return summary

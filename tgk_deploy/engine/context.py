@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tgk_deploy.journal.store import Journal
     from tgk_deploy.notify import Notifier
     from tgk_deploy.planner.plan import Plan
+    from tgk_deploy.secret_values import SecretValue
     from tgk_deploy.smoke import SmokeReport
     from tgk_deploy.triggers.samples import MetricsProvider
 
@@ -168,19 +169,27 @@ class Context:
             self.spec, self.bundle_dir, environment
         )
 
+    def smoke_inputs(self, environment: str) -> tuple[SecretValue, str]:
+        """The self-test's token and the Worker's URL: checked while planning (bad input,
+        exit 2, before any call) and read again when the check runs."""
+        from tgk_deploy.smoke import smoke_token
+
+        return smoke_token(self.spec), self.worker_url(environment)
+
     def smoke(self, environment: str, version_id: str) -> SmokeReport:
-        """The Worker's self-test on ``version_id``, retried on this context's clock."""
+        """The Worker's self-test on ``version_id``, retried on this context's clock; its
+        verdict is told to whoever watches."""
         import httpx
 
-        from tgk_deploy.smoke import run_smoke, smoke_token
+        from tgk_deploy.smoke import run_smoke
 
         settings = self.spec.project.smoke
-        token, url = smoke_token(self.spec), self.worker_url(environment)
+        token, url = self.smoke_inputs(environment)
         with ExitStack() as stack:
             http = self.worker_http or stack.enter_context(
                 httpx.Client(timeout=settings.timeout.total_seconds(), follow_redirects=False)
             )
-            return run_smoke(
+            report = run_smoke(
                 http,
                 environment=environment,
                 script=self.spec.project.environments[environment].script,
@@ -191,6 +200,8 @@ class Context:
                 interval=settings.retry_interval,
                 sleep=self.clock.sleep,
             )
+        self.emit("verdict", f"smoke {report.outcome}: {report.why}", smoke=report)
+        return report
 
     def bundle_hash(self, environment: str) -> str:
         """The hash of the bundle for ``environment``, re-read only when a file of it changed.

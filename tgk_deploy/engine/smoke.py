@@ -18,10 +18,7 @@ def smoke(ctx: Context, environment: str, version_id: str | None = None) -> Smok
     if environment not in ctx.spec.project.environments:
         known = ", ".join(ctx.spec.project.environments)
         raise ConfigError(f"there is no environment {environment!r}; the project has {known}")
-    ctx.worker_url(environment)  # bad configuration is bad input, said before any call
-    from tgk_deploy.smoke import smoke_token
-
-    smoke_token(ctx.spec)
+    ctx.smoke_inputs(environment)  # bad configuration is bad input, said before any call
     env = ctx.observe([environment], details=False).environments[environment]
     live = env.live
     if live is None:
@@ -40,6 +37,4 @@ def smoke(ctx: Context, environment: str, version_id: str | None = None) -> Smok
             hint="advance a step that smoke-tests it (it puts the candidate in at 0 %), or "
             f"tgk-deploy smoke --env {environment} without --version",
         )
-    report = ctx.smoke(environment, version_id)
-    ctx.emit("verdict", f"smoke {report.outcome}: {report.why}", smoke=report)
-    return report
+    return ctx.smoke(environment, version_id)
