@@ -29,11 +29,13 @@ def seed_for_rollout(emulator) -> dict:
     every candidate before it gets traffic."""
     ids = emulator.state.seed_demo(smoke_token=SMOKE_TOKEN)
     os.environ["TGK_SMOKE_TOKEN"] = SMOKE_TOKEN
+    from tgk_deploy.smoke import url_variable
+
     for environment, script in (
-        ("PRODUCTION", "tgk-email-orchestrator"),
-        ("STAGING", "tgk-email-orchestrator-staging"),
+        ("production", "tgk-email-orchestrator"),
+        ("staging", "tgk-email-orchestrator-staging"),
     ):
-        os.environ[f"TGK_WORKER_URL_{environment}"] = emulator.worker_url(script)
+        os.environ[url_variable(environment)] = emulator.worker_url(script)
     return ids
 
 

@@ -64,11 +64,13 @@ def serve(
         if seed_demo:
             # the demo scripts' SMOKE_TOKEN, a made-up value: `tgk-deploy smoke` reaches them here
             typer.echo(f"export TGK_SMOKE_TOKEN={DEMO_SMOKE_TOKEN}")
+            from tgk_deploy.smoke import url_variable
+
             for environment, script in (
-                ("PRODUCTION", "tgk-email-orchestrator"),
-                ("STAGING", "tgk-email-orchestrator-staging"),
+                ("production", "tgk-email-orchestrator"),
+                ("staging", "tgk-email-orchestrator-staging"),
             ):
-                typer.echo(f"export TGK_WORKER_URL_{environment}={emulator.worker_url(script)}")
+                typer.echo(f"export {url_variable(environment)}={emulator.worker_url(script)}")
         typer.echo(f"# control plane: {emulator.origin}/__emulator/  (Ctrl-C stops)", err=True)
         threading.Event().wait()
     except KeyboardInterrupt:
