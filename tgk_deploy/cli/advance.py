@@ -126,6 +126,7 @@ def approve(
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Approve a step that waits for a person; recorded on Cloudflare, so CI sees it too."""
+    from tgk_deploy.cli.live import mark_said
     from tgk_deploy.engine.advance import approve as run_approve
     from tgk_deploy.engine.context import open_context
     from tgk_deploy.spec.load import find_project_file, load_spec
@@ -142,9 +143,5 @@ def approve(
         raise typer.Exit(4)
     with open_context(project, timeout=timeout, with_metrics=False) as ctx:
         result = run_approve(ctx, phase, step, dry_run=dry_run)
-    out.emit(
-        result,
-        f"dry run: would record {result['would_record']!r} on {result['on']}; nothing changed"
-        if dry_run and not result.get("already")
-        else f"approved phase {phase} step {step} by {result.get('by')}",
-    )
+    approved = f"approved phase {phase} step {step} by {result.get('by')}"
+    out.emit(result, mark_said(result, approved, approved))

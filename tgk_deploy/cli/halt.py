@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from tgk_deploy.cli.live import mark_said
 from tgk_deploy.cli.options import (
     DryRunOption,
     OutputFormat,
@@ -34,16 +35,6 @@ def _confirmed(question: str, *, yes: bool, dry_run: bool, out: Output) -> bool:
     if yes or dry_run or out.json or not sys.stdin.isatty():
         return True
     return typer.confirm(question, default=False, err=True)
-
-
-def _said(result: dict[str, object], done: str) -> str:
-    if result.get("dry_run"):
-        return (
-            f"dry run: would record {result['would_record']!r} on {result['on']}; nothing changed"
-        )
-    if result.get("already"):
-        return f"already so: {done.split(':')[0]}; nothing changed"
-    return done
 
 
 @reports
@@ -70,10 +61,11 @@ def halt(
         result = run_halt(ctx, reason, dry_run=dry_run)
     out.emit(
         result,
-        _said(
+        mark_said(
             result,
             "halted: every advance refuses until `tgk-deploy resume`; nothing was rolled back "
             "(tgk-deploy rollback --feature buttons switches the buttons off)",
+            "already so: halted; nothing changed",
         ),
     )
 
@@ -95,4 +87,7 @@ def resume(
         raise typer.Exit(ExitCode.REFUSED)
     with open_context(project, timeout=timeout, with_metrics=False) as ctx:
         result = run_resume(ctx, dry_run=dry_run)
-    out.emit(result, _said(result, "resumed: advance may go on"))
+    out.emit(
+        result,
+        mark_said(result, "resumed: advance may go on", "already so: resumed; nothing changed"),
+    )

@@ -108,6 +108,15 @@ class EventPrinter:
             self._live = None
 
 
+def mark_said(result: dict[str, object], done: str, already: str) -> str:
+    """What a command that records a mark on Cloudflare (approve, halt, resume) did."""
+    if result.get("dry_run"):
+        return (
+            f"dry run: would record {result['would_record']!r} on {result['on']}; nothing changed"
+        )
+    return already if result.get("already") else done
+
+
 def confirm_plan(out: Output) -> Callable[[Plan], bool]:
     def ask(step_plan: Plan) -> bool:
         from tgk_deploy.cli.plan import draw_plan
