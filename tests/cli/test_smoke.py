@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.emulator.helpers import client, deploy
 from tests.fixtures.emulator import EMULATOR_TOKEN
 from tests.fixtures.spec import REPO
 from tgk_deploy.cli.app import app
-from tgk_deploy.emulator import DEFAULT_ACCOUNT_ID
 
 runner = CliRunner()
 TOKEN = "smoke-cli-token-7e6d5c4b3a"
@@ -34,17 +33,8 @@ def staged(emulator_env, monkeypatch):
     seeded = emulator_env.state.seed_demo(smoke_token=TOKEN)
     stable = seeded[SCRIPT]
     candidate = emulator_env.state.seed_version(SCRIPT, vars={"ROUTING_TABLE": TABLE}).id
-    answer = httpx.post(
-        f"{emulator_env.url}/accounts/{DEFAULT_ACCOUNT_ID}/workers/scripts/{SCRIPT}/deployments",
-        headers={"Authorization": f"Bearer {EMULATOR_TOKEN}"},
-        json={
-            "strategy": "percentage",
-            "versions": [
-                {"version_id": candidate, "percentage": 0},
-                {"version_id": stable, "percentage": 100},
-            ],
-        },
-    )
+    with client(emulator_env, EMULATOR_TOKEN) as http:
+        answer = deploy(http, (candidate, 0), (stable, 100))
     assert answer.status_code == 200, answer.text
     monkeypatch.setenv("TGK_DEPLOY_PROJECT", str(REPO / "tgk-deploy.yaml"))
     monkeypatch.setenv("TGK_D1_DATABASE_ID", seeded["d1_database_id"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tgk_deploy.emulator import DEFAULT_ACCOUNT_ID
+from tests.emulator.helpers import client, deploy
 from tgk_deploy.emulator.worker_http import parse_overrides
 
 SCRIPT = "tgk-email-orchestrator"
@@ -33,17 +33,8 @@ def split(emulator):
     """Stable (no table) at 100 %, a candidate with a table at 0 %."""
     stable = emulator.state.seed_script(SCRIPT, secrets={"SMOKE_TOKEN": TOKEN}).id
     candidate = emulator.state.seed_version(SCRIPT, vars={"ROUTING_TABLE": TABLE}).id
-    answer = httpx.post(
-        f"{emulator.url}/accounts/{DEFAULT_ACCOUNT_ID}/workers/scripts/{SCRIPT}/deployments",
-        headers={"Authorization": "Bearer t"},
-        json={
-            "strategy": "percentage",
-            "versions": [
-                {"version_id": candidate, "percentage": 0},
-                {"version_id": stable, "percentage": 100},
-            ],
-        },
-    )
+    with client(emulator) as http:
+        answer = deploy(http, (candidate, 0), (stable, 100))
     assert answer.status_code == 200, answer.text
     return emulator, stable, candidate
 
