@@ -9,7 +9,6 @@ operator fixes them in one go, not one per run.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from tgk_deploy.errors import SpecError, SpecProblem
+from tgk_deploy.spec.files import PROJECT_FILE_NAMES, find_project_file, phase_files
 from tgk_deploy.spec.models import (
     DeployAction,
     ExportD1Action,
@@ -31,7 +31,6 @@ from tgk_deploy.spec.models import (
 from tgk_deploy.spec.promql import known_metrics, query_problems
 from tgk_deploy.spec.source import Located, read_yaml
 
-PROJECT_FILE_NAMES = ("tgk-deploy.yaml", "tgk-deploy.yml")
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -49,23 +48,6 @@ def validate_model(located: Located, model: type[M]) -> M | None:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def find_project_file(start: Path | None = None) -> Path | None:
-    explicit = os.environ.get("TGK_DEPLOY_PROJECT")
-    if explicit:
-        return Path(explicit)
-    directory = (start or Path.cwd()).resolve()
-    for candidate_dir in (directory, *directory.parents):
-        for name in PROJECT_FILE_NAMES:
-            candidate = candidate_dir / name
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def phase_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
 def expand_paths(paths: Iterable[Path]) -> tuple[Path | None, list[Path]]:
