@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
+from tgk_deploy import cache_dir
+
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz-")
 
@@ -28,9 +30,8 @@ def cacheable(argv: list[str]) -> bool:
 
 
 def _cache_file(argv: list[str]) -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     name = "root" if len(argv) == 1 else argv[0]
-    return os.path.join(base, "tgk-deploy", f"help-{name}.txt")
+    return os.path.join(cache_dir(), f"help-{name}.txt")
 
 
 def _columns() -> str:

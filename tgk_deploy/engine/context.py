@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tgk_deploy.engine.clock import Clock, SystemClock
 from tgk_deploy.planner.observed import ObservedState
-from tgk_deploy.spec.load import find_project_file, load_spec
+from tgk_deploy.spec.files import find_project_file
 from tgk_deploy.spec.models import Spec
 
 if TYPE_CHECKING:
@@ -242,12 +242,14 @@ def _signature(bundle_dir: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def load_project_spec(project_file: Path | None) -> tuple[Spec, Path]:
+    """The spec a command acts on: from the spec cache when its files have not changed."""
     from tgk_deploy.errors import ConfigError
+    from tgk_deploy.spec.cache import load_spec_cached
 
     path = project_file or find_project_file()
     if path is None:
         raise ConfigError("no tgk-deploy.yaml here or in a parent folder; pass --project FILE")
-    return load_spec(path), path.parent.resolve()
+    return load_spec_cached(path), path.parent.resolve()
 
 
 def require_phase(spec: Spec, phase: int) -> None:
