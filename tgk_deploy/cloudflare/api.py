@@ -11,8 +11,6 @@ imported when a ``CloudflareAPI`` is built, never at module import.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 import os
 import threading
@@ -127,6 +125,9 @@ def email_rule_from_api(item: dict[str, Any], key: str | None = None) -> EmailRu
 
 def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, bytes, str]]:
     """Modules out of a multipart/form-data body: (name, bytes, content type)."""
+    import email.parser  # only the emulator and version downloads parse a body
+    import email.policy
+
     parser = email.parser.BytesParser(policy=email.policy.HTTP)
     message = parser.parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
     parts = []
