@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q tgk_deploy  # as pip does for an installed package: no compile per run
 	touch $(STAMP)
 
 demo: install  ## the whole rollout, with an incident, on the built-in Cloudflare emulator

@@ -119,6 +119,18 @@ def rounds(records) -> int:
     return count
 
 
+def compile_package() -> None:
+    """Byte-compile tgk_deploy, as pip does when it installs a package.
+
+    An editable install leaves that to the first run, and where
+    PYTHONDONTWRITEBYTECODE is set (this workplace's machines) every run compiles
+    every module again: 40 ms of start-up that no installed tgk-deploy pays.
+    """
+    import compileall
+
+    compileall.compile_dir(REPO / "tgk_deploy", quiet=1)
+
+
 def machine() -> str:
     """How busy the machine was: absolute times mean little without it."""
     one, five, _ = os.getloadavg()
