@@ -122,7 +122,7 @@ def test_status_watch_redraws_until_interrupted(short_project):
             ["-m", "tgk_deploy.cli.app", "status", "--watch", "1", "--project", str(short_project)],
             env=env,
             encoding="utf-8",
-            timeout=30,
+            timeout=90,  # each redraw is a fresh observe: slow on a loaded machine
             dimensions=(50, 160),
         )
         child.expect("rollout:")
