@@ -153,6 +153,7 @@ def __getattr__(name: str) -> object:
 
 def main() -> None:
     """The console script: cached ``--help``/``--version`` first, Typer for everything else."""
+    import gc
     import os
 
     from tgk_deploy.cli import help_cache
@@ -160,11 +161,20 @@ def main() -> None:
     argv = sys.argv[1:]
     if help_cache.answer(argv):
         return
+    # Start-up makes hundreds of thousands of objects that live as long as the process
+    # (pydantic's, httpx's, the SDK's); at CPython's default the cycle collector runs every
+    # 700 allocations and rescans them again and again, then all of them once more at exit:
+    # 0.15 s of a 0.8 s rollback. Young objects are collected every 50,000 allocations
+    # instead (memory stays bounded in long runs), and the exit pass skips what is left.
+    gc.set_threshold(50_000, 20, 100)
     # pydantic looks for plugins in every installed package's metadata before its first
     # model: a tenth of a rollback's start-up; this CLI uses none (set it to "" to allow them)
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if not help_cache.cacheable(argv):
-        build_app(argv[0] if argv else None)()
+        try:
+            build_app(argv[0] if argv else None)()
+        finally:
+            gc.freeze()  # nothing made so far is freed before exit: the exit pass skips it
         return
     app = build_app()
     import contextlib
