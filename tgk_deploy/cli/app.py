@@ -164,7 +164,7 @@ def main() -> None:
     # Start-up makes hundreds of thousands of objects that live as long as the process
     # (pydantic's, httpx's, the SDK's); at CPython's default the cycle collector runs every
     # 700 allocations and rescans them again and again, then all of them once more at exit:
-    # 0.15 s of a 0.8 s rollback. Young objects are collected every 50,000 allocations
+    # 0.13 s of a 0.9 s rollback. Young objects are collected every 50,000 allocations
     # instead (memory stays bounded in long runs), and the exit pass skips what is left.
     gc.set_threshold(50_000, 20, 100)
     # pydantic looks for plugins in every installed package's metadata before its first

@@ -49,15 +49,18 @@ def load_spec_cached(project_path: Path) -> Spec:
 
 
 def _code() -> str:
-    """The version and every module that validates: a change to either is another spec."""
-    from pydantic import VERSION
+    """What reads and checks the files: our spec modules and the parsers and validator they use.
 
-    from tgk_deploy import __version__
+    A change to any of them (an edit, an upgrade) may judge the same bytes otherwise.
+    """
+    import importlib.util
 
-    stats = sorted(
-        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in SPEC_CODE.glob("*.py")
-    )
-    return "|".join([__version__, VERSION, *stats])
+    modules = [*SPEC_CODE.glob("*.py")]
+    for parser in ("yaml", "promql_parser", "pydantic", "pydantic_core"):
+        found = importlib.util.find_spec(parser)
+        if found is not None and found.origin:
+            modules.append(Path(found.origin))
+    return "|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(modules))
 
 
 def _digest(path: Path) -> str:
