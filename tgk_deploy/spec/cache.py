@@ -9,7 +9,8 @@ checked it. A later command re-hashes those files (a millisecond) and takes
 the stored spec only if nothing differs; anything else (an edit, a new phase
 file, another tgk-deploy, an unreadable or foreign cache file) reads the files
 again. A spec with problems is never stored, so bad input is always reported
-from the files themselves.
+from the files themselves. The folder is trusted as the user's own files are
+(as Python trusts its __pycache__): whoever can write it can edit the project.
 """
 
 from __future__ import annotations
