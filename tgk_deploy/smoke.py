@@ -81,11 +81,7 @@ class SmokeReport(BaseModel):
 
     @property
     def exit_code(self) -> int:
-        return {
-            Outcome.PASS: ExitCode.OK,
-            Outcome.FAIL: ExitCode.FAILED,
-            Outcome.INCONCLUSIVE: ExitCode.INCONCLUSIVE,
-        }[self.outcome]
+        return self.outcome.exit_code
 
     def error(self) -> TgkError:
         """What stops a step that waited on this smoke check."""

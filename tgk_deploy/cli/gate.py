@@ -141,9 +141,9 @@ def gate(
     output: OutputOption = OutputFormat.TEXT,
 ) -> None:
     """Exit 0 when the phase's checks pass, 1 when they fail, 3 when inconclusive."""
-    from tgk_deploy.errors import ConfigError, ExitCode
+    from tgk_deploy.errors import ConfigError
     from tgk_deploy.spec.load import load_spec
-    from tgk_deploy.triggers.evaluate import GateKind, LiveVersions, Outcome
+    from tgk_deploy.triggers.evaluate import GateKind, LiveVersions
     from tgk_deploy.triggers.gate import checks_for, evaluate_checks
     from tgk_deploy.triggers.prometheus import PrometheusClient, RetryPolicy
 
@@ -180,12 +180,7 @@ def gate(
             verdict = _watch(out, evaluate, clock, wait_for, every, _sleep)
 
     out.emit(verdict, lambda console: console.print(render_verdict(verdict)))
-    code = {
-        Outcome.PASS: ExitCode.OK,
-        Outcome.FAIL: ExitCode.FAILED,
-        Outcome.INCONCLUSIVE: ExitCode.INCONCLUSIVE,
-    }[verdict.outcome]
-    raise typer.Exit(code)
+    raise typer.Exit(verdict.outcome.exit_code)
 
 
 def _watch(

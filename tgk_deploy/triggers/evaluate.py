@@ -21,6 +21,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from tgk_deploy.errors import ExitCode
 from tgk_deploy.spec.models import Comparison, MetricCheck, Severity, format_duration
 from tgk_deploy.triggers.samples import QueryRequest, QueryResult, QueryRole, Series
 
@@ -45,6 +46,15 @@ class Outcome(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
+
+    @property
+    def exit_code(self) -> int:
+        """The documented exit code of a command that reports this verdict: 0, 1 or 3."""
+        return {
+            Outcome.PASS: ExitCode.OK,
+            Outcome.FAIL: ExitCode.FAILED,
+            Outcome.INCONCLUSIVE: ExitCode.INCONCLUSIVE,
+        }[self]
 
 
 class GateKind(StrEnum):
