@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from tgk_deploy.errors import ConfigError, ExitCode, TgkError
 from tgk_deploy.secret_values import SecretValue, redact
@@ -74,10 +74,18 @@ class SmokeReport(BaseModel):
     outcome: Outcome
     why: str
     answered_by: str | None = None
-    checked: int = 0
-    failed: int = 0
     routes: list[RouteCheck] = Field(default_factory=list)
     attempts: int = 1
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def checked(self) -> int:
+        return len(self.routes)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failed(self) -> int:
+        return sum(1 for route in self.routes if not route.ok)
 
     @property
     def exit_code(self) -> int:
@@ -212,8 +220,6 @@ def run_smoke(
         outcome=outcome,
         why=why,
         answered_by=said.get("answered_by") if said else None,
-        checked=len(routes),
-        failed=sum(1 for r in routes if not r.ok),
         routes=routes,
         attempts=tried,
     )
