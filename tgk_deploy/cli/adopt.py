@@ -5,7 +5,6 @@ dashboard), which ``advance`` refuses to build on until one of them is run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -14,12 +13,11 @@ from tgk_deploy.cli.options import (
     OutputFormat,
     OutputOption,
     ProjectOption,
+    ScriptOption,
     TimeoutOption,
     YesOption,
 )
 from tgk_deploy.cli.output import Output, reports
-
-EnvironmentOption = Annotated[str, typer.Option("--env", help="Which script.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 @reports
 def adopt(
-    environment: EnvironmentOption = "production",
+    environment: ScriptOption = "production",
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     project: ProjectOption = None,
@@ -43,7 +41,7 @@ def adopt(
 
 @reports
 def restore(
-    environment: EnvironmentOption = "production",
+    environment: ScriptOption = "production",
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     project: ProjectOption = None,

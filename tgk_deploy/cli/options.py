@@ -151,6 +151,8 @@ StableOption = Annotated[
 QueryEnvironmentOption = Annotated[
     str, typer.Option("--environment", help="Environment for {{environment}} in queries.")
 ]
+ScriptOption = Annotated[str, typer.Option("--env", help="Which script.")]
+"""The environment (Worker script) a rollback, adopt or restore acts on."""
 DryRunOption = Annotated[
     bool, typer.Option("--dry-run", help="Print what would change and stop; no API mutation.")
 ]

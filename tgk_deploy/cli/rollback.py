@@ -11,6 +11,7 @@ from tgk_deploy.cli.options import (
     OutputFormat,
     OutputOption,
     ProjectOption,
+    ScriptOption,
     TimeoutOption,
     YesOption,
 )
@@ -39,7 +40,7 @@ def rollback(
     to_version: Annotated[
         str | None, typer.Option("--to-version", help="All traffic to this version id.")
     ] = None,
-    environment: Annotated[str, typer.Option("--env", help="Which script.")] = "production",
+    environment: ScriptOption = "production",
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     project: ProjectOption = None,
