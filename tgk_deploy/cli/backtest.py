@@ -109,7 +109,10 @@ def backtest(
     versions = LiveVersions(candidate=candidate, stable=stable, environment=environment)
     out = Output(output)
     retry = RetryPolicy(deadline=timedelta(seconds=timeout))
-    with PrometheusClient.from_spec(spec.project.prometheus, retry=retry) as provider:
+    # a backtest proves the queries themselves: never their recordings
+    with PrometheusClient.from_spec(
+        spec.project.prometheus, retry=retry, recording_rules=False
+    ) as provider:
         result = run_backtest(
             phase_spec,
             provider,

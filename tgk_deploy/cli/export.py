@@ -1,4 +1,4 @@
-"""``tgk-deploy export alerts``: the rollback triggers as a Prometheus alerting-rules file."""
+"""``tgk-deploy export``: files other tools read (alerting and recording rules, a dashboard, a receiver)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,48 @@ def alerts(
         )
     for skip in rules.skipped:
         typer.echo(f"skipped phase {skip.phase} {skip.trigger}: {skip.reason}", err=True)
+
+
+@export_app.command("recording-rules")
+@reports
+def recording(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the rules here (default: stdout)."),
+    ] = None,
+    environment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--environment",
+            "-e",
+            help="Record the queries as gates of this environment ask them; repeat "
+            "(default: every environment of tgk-deploy.yaml).",
+        ),
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Every gate query as a recording rule: gates then read one light lookup per window shape.
+
+    Load the file beside the alerting rules and set prometheus.recording_rules: true;
+    a gate asks raw whatever the recorded series cannot vouch for.
+    """
+    import sys
+
+    from tgk_deploy.spec.load import load_spec
+    from tgk_deploy.triggers.recorded import recording_rules, render_recording_file
+
+    spec = load_spec(project)
+    document = recording_rules(spec, environment or sorted(spec.project.environments))
+    text = render_recording_file(document)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        count = sum(len(group["rules"]) for group in document["groups"])
+        typer.echo(
+            f"wrote {count} recording rule(s) in {len(document['groups'])} group(s) to {output}",
+            err=True,
+        )
 
 
 @export_app.command("dashboard")

@@ -102,6 +102,18 @@ def render_verdict(verdict: GateVerdict, footer: str | None = None) -> Renderabl
         style=_STYLE[verdict.outcome.value],
     )
     parts: list[RenderableType] = [table, reasons, headline]
+    recorded = sum(check.recorded for check in verdict.checks)
+    if recorded:
+        from tgk_deploy.triggers.recorded import FRESHNESS
+
+        parts.append(
+            Text(
+                f"{recorded} of {len(verdict.checks)} checks read from tgk-deploy's recording "
+                f"rules: their numbers at the rules' last evaluation, at most "
+                f"{FRESHNESS.total_seconds():g} s old",
+                style="dim",
+            )
+        )
     if footer:
         parts.append(Text(footer, style="dim"))
     return Group(*parts)

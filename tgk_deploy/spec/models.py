@@ -593,6 +593,11 @@ class PrometheusSpec(StrictModel):
     username: EnvRef | None = None
     password: EnvRef | None = None
     timeout: PositiveDuration = timedelta(seconds=10)
+    recording_rules: Flag = Field(
+        default=False,
+        description="gates read the series of `tgk-deploy export recording-rules` when "
+        "Prometheus has them (raw queries otherwise): one light request per window shape",
+    )
 
 
 class FeatureSpec(StrictModel):

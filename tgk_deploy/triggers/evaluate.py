@@ -140,6 +140,11 @@ class CheckVerdict(BaseModel):
     severity: Severity
     evaluated_at: datetime
     simulated: bool = False
+    recorded: bool = Field(
+        default=False,
+        description="numbers read from tgk-deploy's recording rules: the raw queries' "
+        "at their last evaluation, at most 45 s before evaluated_at",
+    )
     warnings: list[str] = Field(default_factory=list)
 
     @property
@@ -357,6 +362,7 @@ def judge(
         "severity": check.severity,
         "evaluated_at": plan.at,
         "simulated": simulated,
+        "recorded": bool(results) and all(r.recorded for r in results),
         "warnings": [w for r in results for w in r.warnings],
     }
     if plan.value and plan.value.window and plan.value.step:

@@ -18,7 +18,6 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from math import gcd
 from typing import Any, NamedTuple, Self
 
@@ -39,7 +38,15 @@ from tgk_deploy.errors import (
     PrometheusUnreachable,
 )
 from tgk_deploy.spec.models import PrometheusSpec, env_ref_name
-from tgk_deploy.triggers.samples import Point, QueryRequest, QueryResult, Series, untrustworthy
+from tgk_deploy.triggers import recorded
+from tgk_deploy.triggers.samples import (
+    Point,
+    QueryRequest,
+    QueryResult,
+    Series,
+    is_instant_vector,
+    untrustworthy,
+)
 
 QUERY_PATH = "api/v1/query"
 QUERY_RANGE_PATH = "api/v1/query_range"
@@ -152,32 +159,6 @@ def _parse_series(result_type: Any, result: Any, shift: timedelta = timedelta(0)
     raise BadAnswer(f"a {result_type!r} result carries no numbers")
 
 
-@lru_cache(maxsize=256)
-def is_instant_vector(query: str) -> bool:
-    """True when the expression is an instant vector: only those can carry a subquery.
-
-    A scalar (``scalar(...)``, ``time()``, a number) or anything that does not
-    parse is False: it goes out as a range query, which Prometheus judges.
-    """
-    import promql_parser  # a few ms, and only for a gate with for: windows
-
-    try:
-        expression = promql_parser.parse(query)
-    except ValueError:
-        return False
-    return _vector(expression, promql_parser)
-
-
-def _vector(node: Any, promql: Any) -> bool:
-    if isinstance(node, promql.ParenExpr | promql.UnaryExpr):
-        return _vector(node.expr, promql)
-    if isinstance(node, promql.BinaryExpr):
-        return _vector(node.lhs, promql) or _vector(node.rhs, promql)
-    if isinstance(node, promql.Call):
-        return bool(node.func.return_type == promql.ValueType.Vector)
-    return isinstance(node, promql.AggregateExpr | promql.VectorSelector)
-
-
 class WindowQuery(NamedTuple):
     """A window's points as one instant query: send ``query`` at ``time``.
 
@@ -250,6 +231,7 @@ class PrometheusClient:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         max_concurrency: int = MAX_IN_FLIGHT,
+        recording_rules: bool = False,
     ) -> None:
         if httpx.URL(base_url).scheme not in ("http", "https") or not httpx.URL(base_url).host:
             raise ConfigError(
@@ -259,6 +241,7 @@ class PrometheusClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.max_concurrency = max_concurrency
+        self.recording_rules = recording_rules
         self._url = base_url
         self._options = {"headers": headers, "auth": auth, "transport": transport}
         self._client = httpx.Client(
@@ -305,6 +288,7 @@ class PrometheusClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         auth = httpx.BasicAuth(username, password) if username and password else None
         options.setdefault("timeout", spec.timeout)
+        options.setdefault("recording_rules", spec.recording_rules)
         return cls(url, headers=headers, auth=auth, **options)
 
     def bounded(self, seconds: float) -> PrometheusClient:
@@ -323,6 +307,7 @@ class PrometheusClient:
                 max_wait=min(self.retry.max_wait, budget / 4),
             ),
             max_concurrency=self.max_concurrency,
+            recording_rules=self.recording_rules,
             **self._options,  # type: ignore[arg-type]
         )
 
@@ -471,10 +456,31 @@ class PrometheusClient:
     # ------------------------------------------------------------------ a gate's queries
 
     def fetch(self, requests: Sequence[QueryRequest]) -> list[QueryResult]:
-        """Answer every request concurrently; a failure becomes that result's ``error``."""
+        """Answer every request concurrently; a failure becomes that result's ``error``.
+
+        With ``recording_rules``, one round reads every recordable request from the
+        recording rules, a lookup per shape; only what they cannot vouch for is
+        asked raw, in a second round.
+        """
         unique: dict[tuple[Any, ...], QueryRequest] = {}
         for request in requests:
             unique.setdefault(request.cache_key(), request)
+        answers: dict[tuple[Any, ...], QueryResult] = {}
+        if self.recording_rules:
+            plan = recorded.lookups(unique.values())
+            looked_up = self._answer_all([lookup.request for lookup in plan])
+            for lookup, answer in zip(plan, looked_up, strict=True):
+                for result in recorded.read(lookup, answer).values():
+                    answers[result.request.cache_key()] = result
+        raw = [request for key, request in unique.items() if key not in answers]
+        answers.update((r.cache_key(), a) for r, a in zip(raw, self._answer_all(raw), strict=True))
+        return [
+            answers[request.cache_key()].model_copy(update={"request": request})
+            for request in requests
+        ]
+
+    def _answer_all(self, requests: Sequence[QueryRequest]) -> list[QueryResult]:
+        """Every request at once, one thread each up to ``max_concurrency``; errors as results."""
 
         def answer(request: QueryRequest) -> QueryResult:
             try:
@@ -482,10 +488,8 @@ class PrometheusClient:
             except MetricsError as failure:
                 return QueryResult(request=request, error=failure.message)
 
-        workers = max(1, min(self.max_concurrency, len(unique)))
+        if not requests:
+            return []
+        workers = max(1, min(self.max_concurrency, len(requests)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prometheus") as pool:
-            answers = dict(zip(unique, pool.map(answer, unique.values()), strict=True))
-        return [
-            answers[request.cache_key()].model_copy(update={"request": request})
-            for request in requests
-        ]
+            return list(pool.map(answer, requests))

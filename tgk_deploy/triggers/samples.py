@@ -12,7 +12,8 @@ import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from functools import lru_cache
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -95,6 +96,7 @@ class QueryResult(BaseModel):
     series: list[Series] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
+    recorded: bool = False  # read from tgk-deploy's recording rules (see recorded.py)
 
 
 STALENESS = timedelta(minutes=5)  # Prometheus' own lookback: a sample older is no answer
@@ -125,6 +127,32 @@ def untrustworthy(result: QueryResult) -> str | None:
                     "stale or not an answer to this query"
                 )
     return None
+
+
+@lru_cache(maxsize=256)
+def is_instant_vector(query: str) -> bool:
+    """True when the expression is an instant vector: only those can carry a subquery or be recorded.
+
+    A scalar (``scalar(...)``, ``time()``, a number) or anything that does not
+    parse is False: it goes out as a range query, which Prometheus judges.
+    """
+    import promql_parser  # a few ms, and only for a gate with for: windows
+
+    try:
+        expression = promql_parser.parse(query)
+    except ValueError:
+        return False
+    return _vector(expression, promql_parser)
+
+
+def _vector(node: Any, promql: Any) -> bool:
+    if isinstance(node, promql.ParenExpr | promql.UnaryExpr):
+        return _vector(node.expr, promql)
+    if isinstance(node, promql.BinaryExpr):
+        return _vector(node.lhs, promql) or _vector(node.rhs, promql)
+    if isinstance(node, promql.Call):
+        return bool(node.func.return_type == promql.ValueType.Vector)
+    return isinstance(node, promql.AggregateExpr | promql.VectorSelector)
 
 
 class MetricsProvider(Protocol):
