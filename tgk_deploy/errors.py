@@ -12,6 +12,7 @@
         ├── RateLimited                   429 beyond our patience (--timeout)
         ├── CloudflareUnreachable         connection errors / timeouts after retries
         └── MissingResource               404: a configured script, zone or rule is not there
+    InternalError                 exit 70 a bug: an exception no one raised on purpose (EX_SOFTWARE)
 
 The CLI maps this tree to exit codes in one place (``exit_code_for``); library
 code raises, never exits and never prints. Messages must never contain secret
@@ -33,6 +34,7 @@ class ExitCode:
     REFUSED = 4
     CONFLICT = 5
     CLOUDFLARE = 6
+    INTERNAL = 70  # sysexits EX_SOFTWARE: a bug, told apart from a failed rollout
     INTERRUPTED = 130
 
 
@@ -216,3 +218,12 @@ def exit_code_for(error: BaseException) -> int:
     if isinstance(error, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
     return ExitCode.FAILED
+
+
+class InternalError(TgkError):
+    """An exception nobody raised on purpose: a bug in tgk-deploy, not a verdict on the rollout.
+
+    A pipeline must not read it as "a trigger fired" (exit 1), so it gets its own code.
+    """
+
+    exit_code = ExitCode.INTERNAL

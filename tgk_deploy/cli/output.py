@@ -9,16 +9,18 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
+from typer.exceptions import TyperException
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 from tgk_deploy.cli.options import OutputFormat
-from tgk_deploy.errors import ExitCode, SpecError, TgkError
+from tgk_deploy.errors import ExitCode, InternalError, SpecError, TgkError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,14 +84,37 @@ def reports(command: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        fmt = kwargs.get("output", OutputFormat.TEXT)
+        fmt = kwargs.get("output")
+        out = Output(fmt if isinstance(fmt, OutputFormat) else OutputFormat.TEXT)
         try:
             return command(*args, **kwargs)
         except TgkError as error:
-            Output(fmt if isinstance(fmt, OutputFormat) else OutputFormat.TEXT).error(error)
+            out.error(error)
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
-            Output().errors.print("interrupted")
+            out.errors.print("interrupted")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
+        except Exception as bug:
+            traceback.print_exc(file=sys.stderr)
+            out.error(internal_error(bug, command.__name__))
+            raise typer.Exit(ExitCode.INTERNAL) from None
 
     return wrapper
+
+
+def internal_error(bug: Exception, function: str) -> InternalError:
+    """Name the command and the exception, and point at the commands that show what was left."""
+    try:  # typer vendors click and has no public door to its context; the name is a fallback
+        from typer._click.globals import get_current_context
+
+        context = get_current_context(silent=True)
+    except ImportError:
+        context = None
+    where = context.command_path if context is not None else function
+    return InternalError(
+        f"internal error in `{where}`: {type(bug).__name__}: {bug}",
+        hint="tgk-deploy status and tgk-deploy history show what Cloudflare and the journal "
+        "are left in; please report this with the traceback above",
+    )
