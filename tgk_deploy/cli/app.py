@@ -68,7 +68,8 @@ def build_app(command: str | None = None) -> typer.Typer:
             "Phased, metric-gated rollouts of the tgk Email Worker on Cloudflare, "
             "and rollbacks that never wait.\n\n"
             "Exit codes: 0 ok, 1 failed/trigger fired, 2 bad input, 3 inconclusive, "
-            "4 refused (bake, approval, earlier phase), 5 conflict, 6 Cloudflare API error."
+            "4 refused (bake, approval, earlier phase), 5 conflict, 6 Cloudflare API error, "
+            "70 internal error (a bug), 130 interrupted."
         ),
         no_args_is_help=True,
         add_completion=True,
