@@ -8,13 +8,13 @@
     │   └── PrometheusUnreachable         connection errors / timeouts / 5xx after retries
     ├── RefusedError              exit 4  the plan refuses: bake, approval, earlier phase, drift
     ├── ConflictError             exit 5  live state changed underneath us / lock held
-    └── CloudflareError           exit 6  the Cloudflare API failed; says what state it left
-        ├── RateLimited                   429 beyond our patience (--timeout)
-        ├── CloudflareUnreachable         connection errors / timeouts after retries
-        └── MissingResource               404: a configured script, zone or rule is not there
-    InternalError                 exit 70 a bug: an exception no one raised on purpose (EX_SOFTWARE)
+    ├── CloudflareError           exit 6  the Cloudflare API failed; says what state it left
+    │   ├── RateLimited                   429 beyond our patience (--timeout)
+    │   ├── CloudflareUnreachable         connection errors / timeouts after retries
+    │   └── MissingResource               404: a configured script, zone or rule is not there
+    └── InternalError             exit 70 a bug: any other exception, wrapped by the CLI (EX_SOFTWARE)
 
-The CLI maps this tree to exit codes in one place (``exit_code_for``); library
+The CLI maps this tree to exit codes in one place (``cli.output.reports``); library
 code raises, never exits and never prints. Messages must never contain secret
 values: the constructors take names, never values.
 """
@@ -210,14 +210,6 @@ class MissingResource(CloudflareError):
 
     def to_dict(self) -> dict[str, object]:
         return {**super().to_dict(), "missing": self.missing}
-
-
-def exit_code_for(error: BaseException) -> int:
-    if isinstance(error, TgkError):
-        return error.exit_code
-    if isinstance(error, KeyboardInterrupt):
-        return ExitCode.INTERRUPTED
-    return ExitCode.FAILED
 
 
 class InternalError(TgkError):
